@@ -1,0 +1,3 @@
+from crossrank.client.cli import main
+
+main()

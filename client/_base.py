@@ -1,0 +1,186 @@
+"""What the sync and async clients share: targets, credentials, retries, and the protobuf edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from crossrank.client.exceptions import CrossrankError, UnavailableError, from_code_value, from_status
+from crossrank.client.types import (
+    EmbedResponse,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    ScoreResponse,
+    Usage,
+    WorkerInfo,
+)
+from crossrank.protos import pb
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT = 60.0
+_LONG_DOCUMENT = {"truncate": pb.LONG_DOCUMENT_TRUNCATE, "window": pb.LONG_DOCUMENT_WINDOW,
+                  "error": pb.LONG_DOCUMENT_ERROR}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, on UNAVAILABLE only, within the call's deadline."""
+
+    initial: float = 0.1
+    maximum: float = 2.0
+    multiplier: float = 2.0
+    # A dead target is skipped for this long before it is tried again.
+    cooldown: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.maximum, self.initial * self.multiplier**attempt) * random.uniform(0.5, 1.0)
+
+
+def parse_targets(target: str | Sequence[str]) -> list[str]:
+    """'h1:p1,h2:p2', a list of them, or one 'dns:///name:port' (balanced by gRPC itself)."""
+    parts = [target] if isinstance(target, str) else list(target)
+    targets = [t.strip() for part in parts for t in part.split(",") if t.strip()]
+    if not targets:
+        raise ValueError("no target: give host:port, a comma-separated list, or dns:///name:port")
+    return targets
+
+
+class BaseClient:
+    """Everything but I/O. Subclasses open channels and run the calls."""
+
+    def __init__(
+        self,
+        target: str | Sequence[str] = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        ca_cert: str | bytes | None = None,
+        retry: RetryPolicy | None = None,
+        options: Sequence[tuple[str, object]] = (),
+    ):
+        self.targets = parse_targets(target)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._credentials = _channel_credentials(ca_cert)
+        self._options = [
+            ("grpc.lb_policy_name", "round_robin"),  # spreads a dns:/// name over all its addresses
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            *options,
+        ]
+        self._turn = itertools.count()
+        self._down_until = [0.0] * len(self.targets)
+        self._lock = threading.Lock()
+
+    # -- target choice -----------------------------------------------------------------------
+
+    def _pick(self) -> int:
+        """Round robin over targets, skipping those that failed recently unless all did."""
+        now = time.monotonic()
+        with self._lock:
+            start = next(self._turn)
+            for k in range(len(self.targets)):
+                i = (start + k) % len(self.targets)
+                if self._down_until[i] <= now:
+                    return i
+            return start % len(self.targets)
+
+    def _mark_down(self, i: int) -> None:
+        with self._lock:
+            self._down_until[i] = time.monotonic() + self.retry.cooldown
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    @staticmethod
+    def _should_retry(exc: grpc.RpcError, deadline: float) -> bool:
+        return exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline
+
+    @staticmethod
+    def _error(exc: grpc.RpcError, targets: Sequence[str]) -> CrossrankError:
+        code, details = exc.code(), exc.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return UnavailableError(f"no worker answered at {', '.join(targets)}: {details}")
+        return from_status(code, details)
+
+    def _channel_args(self, i: int) -> tuple[str, grpc.ChannelCredentials | None, list]:
+        return self.targets[i], self._credentials, self._options
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _rerank_request(req: RerankRequest) -> pb.RerankRequest:
+        if req.long_document not in _LONG_DOCUMENT:
+            raise ValueError(f"long_document must be one of {', '.join(_LONG_DOCUMENT)}")
+        return pb.RerankRequest(
+            request_id=req.request_id or uuid.uuid4().hex,
+            query=req.query,
+            documents=list(req.documents),
+            top_k=req.top_k,
+            return_documents=req.return_documents,
+            raw_scores=req.raw_scores,
+            long_document=_LONG_DOCUMENT[req.long_document],
+            window_tokens=req.window_tokens,
+            window_stride=req.window_stride,
+        )
+
+    @staticmethod
+    def _score_request(pairs: Sequence[tuple[str, str]], raw_scores: bool, long_document: str) -> pb.ScoreRequest:
+        return pb.ScoreRequest(
+            request_id=uuid.uuid4().hex,
+            pairs=[pb.ScorePair(query=q, document=d) for q, d in pairs],
+            raw_scores=raw_scores,
+            long_document=_LONG_DOCUMENT[long_document],
+        )
+
+    @staticmethod
+    def _embed_request(texts: Sequence[str], normalize: bool) -> pb.EmbedRequest:
+        return pb.EmbedRequest(request_id=uuid.uuid4().hex, texts=list(texts), normalize=normalize)
+
+    # -- responses ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _usage(u: pb.Usage) -> Usage:
+        return Usage(u.pairs, u.tokens, u.queue_ms, u.inference_ms)
+
+    @classmethod
+    def _rerank_response(cls, r: pb.RerankResponse, return_documents: bool = True) -> RerankResponse:
+        error = from_code_value(r.error.code, r.error.message) if r.HasField("error") else None
+        results = [RerankResult(d.index, d.score, d.document if return_documents and d.document else None)
+                   for d in r.results]
+        return RerankResponse(r.request_id, results, r.model, cls._usage(r.usage), error)
+
+    @classmethod
+    def _score_response(cls, r: pb.ScoreResponse) -> ScoreResponse:
+        return ScoreResponse(list(r.scores), r.model, cls._usage(r.usage))
+
+    @classmethod
+    def _embed_response(cls, r: pb.EmbedResponse) -> EmbedResponse:
+        return EmbedResponse([list(e.values) for e in r.embeddings], r.dimensions, r.model, cls._usage(r.usage))
+
+    @staticmethod
+    def _info(r: pb.InfoResponse) -> WorkerInfo:
+        return WorkerInfo(**{f.name: getattr(r, f.name) for f in dataclasses.fields(WorkerInfo)})
+
+
+def _channel_credentials(ca_cert: str | bytes | None) -> grpc.ChannelCredentials | None:
+    if ca_cert is None or ca_cert == "":
+        return None
+    if isinstance(ca_cert, str):
+        with open(ca_cert, "rb") as f:
+            ca_cert = f.read()
+    return grpc.ssl_channel_credentials(root_certificates=ca_cert)
+
+
+def as_request(item: RerankRequest | dict) -> RerankRequest:
+    return item if isinstance(item, RerankRequest) else RerankRequest(**item)

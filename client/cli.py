@@ -1,0 +1,154 @@
+"""The `crossrank` command. Client subcommands live here; the others are found through the
+`crossrank.commands` entry points and imported only when they run, so the light SDK works
+without the worker or pipeline extras."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crossrank.client.cli_options import client_kwargs, worker_options
+from crossrank.client.exceptions import CrossrankError
+
+console = Console()
+
+
+class _LazyGroup(click.Group):
+    """Adds the subcommands registered by the installed packages, on first use."""
+
+    def _plugins(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group="crossrank.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        ep = self._plugins().get(name)
+        if ep is None:
+            return None
+        try:
+            return ep.load()
+        except ImportError as exc:
+            return _missing_extra(name, exc)
+
+
+def _missing_extra(name: str, exc: ImportError) -> click.Command:
+    """A stand-in that says which extra to install, so `--help` still lists the command."""
+    extra = {"serve": "worker", "bench": "worker,bench"}.get(name, "pipeline")
+    message = f"`crossrank {name}` needs more packages ({exc.name} is missing): pip install 'crossrank[{extra}]'"
+
+    @click.command(name, help=f"(unavailable: install crossrank[{extra}])",
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def missing() -> None:
+        raise click.ClickException(message)
+
+    return missing
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(package_name="crossrank")
+def main() -> None:
+    """crossrank: cross-encoder reranking over gRPC, with bulk jobs into Chroma."""
+
+
+def read_documents(path: Path) -> list[str]:
+    """.txt: one document per line; .jsonl: a string, or an object with `text` (or `document`)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix != ".jsonl":
+        return lines
+    docs = []
+    for n, line in enumerate(lines, 1):
+        item = json.loads(line)
+        if isinstance(item, str):
+            docs.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("text", item.get("document")), str):
+            docs.append(item.get("text", item.get("document")))
+        else:
+            raise click.BadParameter(f"{path}:{n}: expected a string or an object with 'text'")
+    return docs
+
+
+def _fail(exc: CrossrankError) -> None:
+    raise click.ClickException(f"{type(exc).__name__}: {exc.details}")
+
+
+@main.command()
+@click.argument("query")
+@click.option("-d", "--document", "documents", multiple=True, help="A candidate document (repeatable).")
+@click.option("--docs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=".txt with one document per line, or .jsonl.")
+@click.option("--top-k", type=int, default=0, help="Show the best K only (0 = all).")
+@click.option("--raw-scores", is_flag=True, help="The model's logits instead of [0, 1] scores.")
+@click.option("--long-document", type=click.Choice(["truncate", "window", "error"]), default="truncate",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@worker_options
+def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_json, **conn) -> None:
+    """Rank documents against QUERY and print them, best first."""
+    from crossrank.client.sync import CrossrankClient
+
+    docs = list(documents) + (read_documents(docs_file) if docs_file else [])
+    if not docs:
+        raise click.UsageError("give documents with -d/--document or --docs-file")
+    try:
+        with CrossrankClient(**client_kwargs(**conn)) as client:
+            response = client.rerank(query, docs, top_k=top_k, return_documents=True, raw_scores=raw_scores,
+                                     long_document=long_document)
+    except CrossrankError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({
+            "query": query, "model": response.model,
+            "results": [{"rank": rank, "index": r.index, "score": r.score, "document": r.document}
+                        for rank, r in enumerate(response.results, 1)],
+            "usage": {"pairs": response.usage.pairs, "tokens": response.usage.tokens,
+                      "queue_ms": response.usage.queue_ms, "inference_ms": response.usage.inference_ms},
+        }, ensure_ascii=False))
+        return
+    table = Table(title=f"Query: {query}", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("index", justify="right")
+    table.add_column("document", overflow="fold")
+    for rank, r in enumerate(response.results, 1):
+        table.add_row(str(rank), f"{r.score:.4f}", str(r.index), r.document or "")
+    console.print(table)
+    u = response.usage
+    console.print(f"[dim]{response.model}: {u.pairs} pairs, {u.tokens} tokens, "
+                  f"queue {u.queue_ms:.1f} ms, inference {u.inference_ms:.1f} ms[/dim]")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@worker_options
+def info(as_json, **conn) -> None:
+    """Show what a worker serves and its limits."""
+    import dataclasses
+
+    from crossrank.client.sync import CrossrankClient
+
+    try:
+        with CrossrankClient(**client_kwargs(**conn)) as client:
+            worker = client.info()
+    except CrossrankError as exc:
+        _fail(exc)
+    fields = dataclasses.asdict(worker)
+    if as_json:
+        click.echo(json.dumps(fields, ensure_ascii=False))
+        return
+    width = max(map(len, fields))
+    for key, value in fields.items():
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

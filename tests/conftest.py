@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny models on disk, and real workers on free ports.
+
+Nothing here downloads: HF_HUB_OFFLINE is set before any Hugging Face import.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    from tiny_models import build_cross_encoder
+
+    return build_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
+
+
+@pytest.fixture(scope="session")
+def tiny_bi_encoder(tmp_path_factory) -> Path:
+    from tiny_models import build_bi_encoder
+
+    return build_bi_encoder(tmp_path_factory.mktemp("models") / "tiny-bi-encoder")
+
+
+def worker_settings(cross_encoder: Path, bi_encoder: Path | None = None, **overrides):
+    from crossrank.worker.settings import WorkerSettings
+
+    values = dict(host="127.0.0.1", port=0, model=str(cross_encoder),
+                  embed_model=str(bi_encoder) if bi_encoder else "none", device="cpu", grace_seconds=0.5)
+    values.update(overrides)
+    return WorkerSettings(**values)
+
+
+@pytest.fixture(scope="session")
+def worker(tiny_cross_encoder, tiny_bi_encoder) -> Iterator:
+    """One in-process worker for the session, serving both tiny models."""
+    from crossrank.worker.server import create_server
+
+    server = create_server(worker_settings(tiny_cross_encoder, tiny_bi_encoder))
+    assert server.wait_ready(120), server.engine.load_error
+    yield server
+    server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def oracle(tiny_cross_encoder):
+    """sentence-transformers' own CrossEncoder on the same weights: what scores must equal."""
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(tiny_cross_encoder), device="cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crossrank_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "crossrank.client.cli", *args]
+
+
+class WorkerProcess:
+    """`crossrank serve` as a real subprocess on a free port."""
+
+    def __init__(self, cross_encoder: Path, bi_encoder: Path | None, port: int | None = None, *extra: str,
+                 env: dict[str, str] | None = None):
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--model", str(cross_encoder),
+                "--embed-model", str(bi_encoder) if bi_encoder else "none", "--device", "cpu",
+                "--grace-seconds", "1", *extra]
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-worker-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(crossrank_command(*args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+
+    def wait_serving(self, timeout: float = 120) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.output()
+                try:
+                    status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError(f"worker on {self.address} not serving after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

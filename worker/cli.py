@@ -1,0 +1,88 @@
+"""`crossrank serve`: run one worker on one device until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from crossrank.worker.settings import WorkerSettings
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def settings_options(fn):
+    """One click option per WorkerSettings field: --field-name, or CROSSRANK_FIELD_NAME."""
+    for f in reversed(dataclasses.fields(WorkerSettings)):
+        fn = click.option(
+            f"--{f.name.replace('_', '-')}",
+            f.name,
+            type=_TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+            default=f.default,
+            envvar=f"CROSSRANK_{f.name.upper()}",
+            show_default=not f.metadata.get("secret"),
+            show_envvar=True,
+            help=f.metadata["help"],
+        )(fn)
+    return fn
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "msg": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, json_logs: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if json_logs else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+@click.command()
+@settings_options
+@click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
+              help="Structured JSON log lines.")
+def serve(json_logs: bool, **values) -> None:
+    """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
+    configure_logging(values["log_level"], json_logs)
+    log = logging.getLogger("crossrank.worker")
+    try:
+        settings = WorkerSettings(**values).validate()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    log.info("settings: %s", settings.public())
+
+    from crossrank.worker.server import create_server  # heavy: torch, transformers
+
+    server = create_server(settings)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
+        log.info("metrics on :%d/metrics", settings.metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ready = threading.Thread(target=server.wait_ready, daemon=True)
+    ready.start()
+    while not stop.is_set() and ready.is_alive():
+        stop.wait(0.2)
+    if server.engine.load_error is not None:
+        server.stop(0)
+        raise click.ClickException(f"could not load the model: {server.engine.load_error}")
+    if not stop.is_set():
+        log.info("serving on port %d", server.port)
+        click.echo(f"crossrank worker ready on port {server.port}", err=True)
+        stop.wait()
+    log.info("stopping (grace %.0fs)", settings.grace_seconds)
+    server.stop()

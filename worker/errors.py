@@ -1,0 +1,35 @@
+"""Exceptions the engine raises; the server maps each to one gRPC status code.
+
+    WorkerError
+    ├── InvalidInputError    INVALID_ARGUMENT   the request can never succeed as sent
+    ├── OverloadedError      RESOURCE_EXHAUSTED the queue is full; retry later or elsewhere
+    ├── NotReadyError        UNAVAILABLE        the model is still loading
+    ├── NotServedError       FAILED_PRECONDITION this worker does not serve the asked-for model
+    └── CancelledError       CANCELLED          the caller went away before the work finished
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class InvalidInputError(WorkerError):
+    pass
+
+
+class OverloadedError(WorkerError):
+    pass
+
+
+class NotReadyError(WorkerError):
+    pass
+
+
+class NotServedError(WorkerError):
+    pass
+
+
+class CancelledError(WorkerError):
+    pass

@@ -1,0 +1,61 @@
+"""Prometheus metrics of one worker, in a registry of its own (several servers can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_TOKEN_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("crossrank_requests", "RPCs by method and status code", ["method", "code"],
+                                registry=r)
+        self.pairs = Counter("crossrank_pairs", "Model inputs scored or embedded", ["model"], registry=r)
+        self.tokens = Counter("crossrank_tokens", "Tokens fed to the model, without padding", ["model"],
+                              registry=r)
+        self.dropped = Counter("crossrank_dropped_pairs", "Inputs dropped because their caller went away",
+                               ["model"], registry=r)
+        self.queue_depth = Gauge("crossrank_queue_depth", "Inputs waiting for a batch", ["model"], registry=r)
+        self.batch_size = Histogram("crossrank_batch_size", "Inputs per batch", ["model"],
+                                    buckets=_SIZE_BUCKETS, registry=r)
+        self.batch_tokens = Histogram("crossrank_batch_tokens", "Padded tokens per batch", ["model"],
+                                      buckets=_TOKEN_BUCKETS, registry=r)
+        self.queue_seconds = Histogram("crossrank_queue_seconds", "Arrival until first batch, per request",
+                                       ["model"], buckets=_SECONDS_BUCKETS, registry=r)
+        self.inference_seconds = Histogram("crossrank_inference_seconds", "Forward pass time per batch",
+                                           ["model"], buckets=_SECONDS_BUCKETS, registry=r)
+        self.device_memory = Gauge("crossrank_device_memory_bytes", "GPU memory allocated by torch",
+                                   ["device"], registry=r)
+
+    def observer(self, model: str) -> _BatchMetrics:
+        return _BatchMetrics(self, model)
+
+
+class _BatchMetrics:
+    """The batcher's view of the metrics: recorded where batches are formed and run."""
+
+    def __init__(self, metrics: WorkerMetrics, model: str):
+        self.m = metrics
+        self.model = model
+
+    def batch_formed(self, pairs: int, tokens: int, padded_tokens: int, queue_depth: int) -> None:
+        self.m.batch_size.labels(self.model).observe(pairs)
+        self.m.batch_tokens.labels(self.model).observe(padded_tokens)
+        self.m.tokens.labels(self.model).inc(tokens)
+        self.m.queue_depth.labels(self.model).set(queue_depth)
+
+    def batch_done(self, pairs: int, seconds: float) -> None:
+        self.m.pairs.labels(self.model).inc(pairs)
+        self.m.inference_seconds.labels(self.model).observe(seconds)
+
+    def dropped(self, pairs: int) -> None:
+        self.m.dropped.labels(self.model).inc(pairs)
+
+    def value(self, name: str) -> float:
+        """Current value of a counter for this model, for tests and `Info`."""
+        return self.m.registry.get_sample_value(f"crossrank_{name}_total", {"model": self.model}) or 0.0

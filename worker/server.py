@@ -1,0 +1,110 @@
+"""Server assembly: the servicer, health, reflection, interceptors; built apart from running it.
+
+    server = create_server(settings)   # binds (port 0 picks a free one) and starts loading
+    server.wait_ready()                # health turns SERVING after warm-up
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from crossrank.protos import SERVICE_NAME, pb, pb_grpc
+from crossrank.worker.engine import Engine
+from crossrank.worker.interceptors import BearerTokenInterceptor, ErrorInterceptor
+from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.servicer import RerankerServicer
+from crossrank.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerServer:
+    server: grpc.Server
+    port: int
+    engine: Engine
+    health: health.HealthServicer
+    settings: WorkerSettings
+    _loader: threading.Thread = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the model is warm (True) or loading failed or timed out (False)."""
+        self._loader.join(timeout)
+        return self.engine.ready
+
+    def stop(self, grace: float | None = None) -> None:
+        event = self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        event.wait()
+        self.engine.stop()
+
+
+def _set_health(servicer: health.HealthServicer, status: int) -> None:
+    for name in ("", SERVICE_NAME):
+        servicer.set(name, status)
+
+
+def _credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert:
+        return None
+    with open(settings.tls_cert, "rb") as cert, open(settings.tls_key, "rb") as key:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+
+
+def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> WorkerServer:
+    """Bind, start serving (UNAVAILABLE until ready) and load the model on a background thread."""
+    settings.validate()
+    engine = Engine(settings, metrics)
+    interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics)]
+    if settings.auth_token:
+        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
+    size = settings.max_message_bytes
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
+        interceptors=interceptors,
+        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
+        maximum_concurrent_rpcs=settings.grpc_threads * 4,
+    )
+    pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    address = f"{settings.host}:{settings.port}"
+    credentials = _credentials(settings)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind {address}")
+    server.start()
+    log.info("listening on %s:%d (%s), loading %s", settings.host, port, "tls" if credentials else "plaintext",
+             settings.model)
+
+    def load() -> None:
+        try:
+            engine.load()
+        except BaseException as exc:  # reported by wait_ready / serve; the server keeps answering UNAVAILABLE
+            engine.load_error = exc
+            log.exception("loading %s failed", settings.model)
+            return
+        _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+
+    loader = threading.Thread(target=load, name="model-loader", daemon=True)
+    loader.start()
+    return WorkerServer(server, port, engine, health_servicer, settings, loader)
+
+
+__all__ = ["WorkerServer", "create_server", "pb"]

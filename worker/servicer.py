@@ -1,0 +1,91 @@
+"""The crossrank.v1.Reranker servicer: convert, call the engine, convert back."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from crossrank.protos import pb, pb_grpc
+from crossrank.worker import convert
+from crossrank.worker.batcher import Ticket
+from crossrank.worker.engine import Engine
+from crossrank.worker.status import message_of, status_of
+
+log = logging.getLogger(__name__)
+
+
+def _on_rpc_end(context: grpc.ServicerContext):
+    """A ticket hook that drops the ticket's queued work when the caller cancels or times out."""
+    return lambda ticket: context.add_callback(ticket.cancel)
+
+
+class RerankerServicer(pb_grpc.RerankerServicer):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
+        outcome = self.engine.rerank(convert.rerank_query(request), context.time_remaining(), _on_rpc_end(context))
+        return convert.rerank_response(outcome)
+
+    def Score(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
+        outcome = self.engine.score(convert.score_pairs(request), request.raw_scores, convert.score_mode(request),
+                                    context.time_remaining(), _on_rpc_end(context))
+        return convert.score_response(request.request_id, self.engine.settings.model, outcome)
+
+    def Embed(self, request: pb.EmbedRequest, context: grpc.ServicerContext) -> pb.EmbedResponse:
+        outcome = self.engine.embed(list(request.texts), request.normalize, context.time_remaining(),
+                                    _on_rpc_end(context))
+        return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
+
+    def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
+        return convert.info_response(self.engine.info())
+
+    def RerankStream(self, request_iterator, context: grpc.ServicerContext) -> Iterator[pb.RerankResponse]:
+        """Requests are read on a thread of their own and answered in completion order.
+
+        A request that fails (bad input, full queue) gets a response with `error` set; the
+        stream and the other requests go on.
+        """
+        done: queue.Queue[pb.RerankResponse | int] = queue.Queue()
+        tickets: list[Ticket] = []
+        context.add_callback(lambda: [t.cancel() for t in list(tickets)])
+
+        def answer(query, ticket: Ticket) -> None:
+            try:
+                done.put(convert.rerank_response(self.engine.finish_rerank(query, ticket)))
+            except Exception as exc:
+                done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+
+        def read() -> None:
+            sent = 0
+            try:
+                for request in request_iterator:
+                    query = convert.rerank_query(request)
+                    sent += 1
+                    try:
+                        tickets.append(self.engine.submit_rerank(query, lambda t, q=query: answer(q, t)))
+                    except Exception as exc:
+                        done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+            except Exception as exc:  # the client went away mid-stream
+                log.debug("stream reader ended: %s", exc)
+            finally:
+                done.put(sent)
+
+        threading.Thread(target=read, name="rerank-stream-reader", daemon=True).start()
+        expected, answered = None, 0
+        while expected is None or answered < expected:
+            try:
+                item = done.get(timeout=1.0)
+            except queue.Empty:
+                if not context.is_active():
+                    return
+                continue
+            if isinstance(item, int):
+                expected = item
+                continue
+            answered += 1
+            yield item

@@ -1,0 +1,96 @@
+"""The worker's one settings object: every field is a `crossrank serve` flag and a CROSSRANK_* variable.
+
+Flags win over environment variables, which win over the defaults below; `validate()`
+runs once at start-up so a bad value stops the process with a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def setting(default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass
+class WorkerSettings:
+    host: str = setting("0.0.0.0", "Address to bind.")
+    port: int = setting(50051, "gRPC port; 0 binds a free one (logged at start).")
+    model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
+    embed_model: str = setting(
+        DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N. One process serves exactly one device.")
+    dtype: str = setting(
+        "auto", "auto (fp16/bf16 on a GPU, fp32 on the CPU), fp32, fp16 or bf16. Lower is faster, a little "
+        "less exact: `crossrank bench` reports the cost.")
+    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).")
+    max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
+    max_query_share: float = setting(
+        0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")
+    window_tokens: int = setting(400, "Window size in document tokens for long_document=WINDOW.")
+    window_stride: int = setting(200, "Step between window starts, in document tokens.")
+    max_batch_tokens: int = setting(
+        16384, "Padded tokens per forward pass: larger fills the device better but makes every pair in the "
+        "batch wait for the slowest; 16k suits a GPU, 4-8k a CPU.")
+    max_batch_pairs: int = setting(256, "Inputs per forward pass at most.")
+    max_queue_pairs: int = setting(
+        20000, "Inputs waiting at most; beyond it new work gets RESOURCE_EXHAUSTED at once instead of queueing.")
+    sort_window: int = setting(1024, "Oldest pending inputs sorted by length when a batch is formed.")
+    max_documents_per_request: int = setting(1000, "Documents (or pairs, or texts) per request at most.")
+    max_characters_per_request: int = setting(2_000_000, "Characters of text per request at most.")
+    max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
+    grpc_threads: int = setting(64, "Threads serving calls; they wait on the batcher and never run the model.")
+    grace_seconds: float = setting(10.0, "Seconds a stopping server lets in-flight calls finish.")
+    metrics_port: int = setting(0, "Serve Prometheus metrics over HTTP on this port; 0 turns it off.")
+    auth_token: str = setting("", "Require `authorization: Bearer <token>` on Reranker calls; empty = open.",
+                              secret=True)
+    tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
+    tls_key: str = setting("", "PEM private key of tls_cert.")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+
+    @property
+    def serves_embeddings(self) -> bool:
+        return self.embed_model.strip().lower() not in ("", "none", "off")
+
+    def validate(self) -> WorkerSettings:
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is not between 0 and 65535")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.backend not in BACKENDS:
+            problems.append(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(f"device {self.device!r} is not auto, cpu, cuda or cuda:N")
+        if not 0 < self.max_query_share < 1:
+            problems.append(f"max_query_share {self.max_query_share} must be between 0 and 1")
+        if self.window_tokens < 8 or not 0 < self.window_stride <= self.window_tokens:
+            problems.append("window_tokens must be >= 8 and 0 < window_stride <= window_tokens")
+        for name in ("max_batch_tokens", "max_batch_pairs", "max_queue_pairs", "sort_window",
+                     "max_documents_per_request", "max_characters_per_request", "grpc_threads"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.max_length < 0:
+            problems.append("max_length must be 0 (the model's limit) or positive")
+        if self.max_length and self.max_batch_tokens < self.max_length:
+            problems.append(f"max_batch_tokens {self.max_batch_tokens} is below max_length {self.max_length}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("tls_cert and tls_key go together: give both or neither")
+        if problems:
+            raise ValueError("invalid worker settings: " + "; ".join(problems))
+        return self
+
+    def public(self) -> dict[str, object]:
+        """The resolved values, secrets redacted, for the start-up log."""
+        return {
+            f.name: ("***" if f.metadata.get("secret") and getattr(self, f.name) else getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
