@@ -39,8 +39,24 @@ class WorkerServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def load(self) -> None:
+        """Start loading the model on a background thread; health turns SERVING after warm-up."""
+        if self._loader is None:
+            self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+            self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            self.engine.load()
+        except BaseException as exc:  # reported by wait_ready / serve; calls keep getting UNAVAILABLE
+            self.engine.load_error = exc
+            log.exception("loading %s failed", self.settings.model)
+            return
+        _set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model is warm (True) or loading failed or timed out (False)."""
+        self.load()
         self._loader.join(timeout)
         return self.engine.ready
 
@@ -62,8 +78,9 @@ def _credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
-def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> WorkerServer:
-    """Bind, start serving (UNAVAILABLE until ready) and load the model on a background thread."""
+def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None, *, load: bool = True
+                  ) -> WorkerServer:
+    """Bind and start serving (UNAVAILABLE until ready); with `load`, start loading the model at once."""
     settings.validate()
     engine = Engine(settings, metrics)
     interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics)]
@@ -92,19 +109,10 @@ def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None
     server.start()
     log.info("listening on %s:%d (%s), loading %s", settings.host, port, "tls" if credentials else "plaintext",
              settings.model)
-
-    def load() -> None:
-        try:
-            engine.load()
-        except BaseException as exc:  # reported by wait_ready / serve; the server keeps answering UNAVAILABLE
-            engine.load_error = exc
-            log.exception("loading %s failed", settings.model)
-            return
-        _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
-
-    loader = threading.Thread(target=load, name="model-loader", daemon=True)
-    loader.start()
-    return WorkerServer(server, port, engine, health_servicer, settings, loader)
+    worker = WorkerServer(server, port, engine, health_servicer, settings)
+    if load:
+        worker.load()
+    return worker
 
 
 __all__ = ["WorkerServer", "create_server", "pb"]

@@ -1,0 +1,44 @@
+"""Arrows point down: the light SDK pulls no torch, the worker never imports client or pipeline."""
+
+import ast
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _imports(folder: str) -> set[str]:
+    found = set()
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_worker_imports_only_protos_of_ours():
+    ours = {m for m in _imports("worker") if m.startswith("crossrank.")}
+    assert not {m for m in ours if m.startswith(("crossrank.client", "crossrank.pipeline"))}, ours
+
+
+def test_client_imports_only_protos_of_ours():
+    ours = {m for m in _imports("client") if m.startswith("crossrank.")}
+    assert not {m for m in ours if m.startswith(("crossrank.worker", "crossrank.pipeline"))}, ours
+
+
+def test_client_does_not_pull_torch():
+    code = ("import sys, crossrank.client, crossrank.client.cli; "
+            "heavy = {'torch', 'transformers', 'sentence_transformers', 'celery', 'chromadb'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_public_api_is_exported():
+    import crossrank.client as client
+
+    for name in client.__all__:
+        assert hasattr(client, name), name
+    assert {"CrossrankClient", "AsyncCrossrankClient", "CrossrankError"} <= set(client.__all__)

@@ -1,0 +1,65 @@
+"""Query capping, truncation and windows, on the tiny model's real tokenizer."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crossrank.worker.errors import InvalidInputError
+from crossrank.worker.pairs import LongDocument, PairEncoder
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_cross_encoder):
+    from transformers import AutoTokenizer
+
+    return PairEncoder(AutoTokenizer.from_pretrained(tiny_cross_encoder), max_length=64, max_query_share=0.25)
+
+
+def _tokens(encoder, text):
+    return len(encoder.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_long_query_is_capped_to_its_share(encoder):
+    query = "what is retrieval " * 40
+    capped = encoder.cap_query(query)
+    assert query.startswith(capped)
+    assert _tokens(encoder, capped) == encoder.max_query_tokens
+    assert encoder.cap_query("short query") == "short query"
+
+
+def test_truncation_keeps_every_pair_within_the_model_limit(encoder):
+    docs = ["stock market " * 200, "短文", "向量数据库" * 100]
+    encoded = encoder.encode("what is rag " * 30, docs)
+    assert [e.source for e in encoded] == [0, 1, 2]
+    assert all(e.length <= 64 for e in encoded)
+    # The document keeps most of the room: the query cannot crowd it out.
+    assert encoded[0].length == 64
+
+
+def test_error_mode_names_the_long_documents(encoder):
+    with pytest.raises(InvalidInputError, match=r"indexes 1\b"):
+        encoder.encode("query", ["short", "long " * 100], LongDocument.ERROR)
+    assert len(encoder.encode("query", ["short"], LongDocument.ERROR)) == 1
+
+
+def test_windows_overlap_and_cover_the_document(encoder):
+    document = " ".join(f"w{i}" for i in range(120))
+    pieces = encoder.windows("query", document, window=20, stride=10)
+    assert len(pieces) > 1
+    assert pieces[0].startswith("w0 ") and pieces[-1].endswith("w119")
+    for a, b in zip(pieces, pieces[1:]):
+        assert set(a.split()) & set(b.split()), "consecutive windows must overlap"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.sampled_from(list("abc 的是了RAG？ ")), min_size=0, max_size=400),
+       window=st.integers(8, 40), stride=st.integers(1, 40))
+def test_windows_fit_and_cover_any_text(encoder, text, window, stride):
+    stride = min(stride, window)
+    pieces = encoder.windows("q", text, window, stride)
+    assert pieces
+    assert all(_tokens(encoder, p) <= window + 1 for p in pieces)  # +1: re-tokenizing a cut may split a char
+    if text.strip():
+        assert text.rstrip().endswith(pieces[-1].rstrip()[-1:])
+    for e in encoder.encode("q", [text], LongDocument.WINDOW, window, stride):
+        assert e.length <= 64

@@ -1,0 +1,113 @@
+"""The server as a whole: health, reflection, streams, cancellation, and clients that wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from conftest import free_port, worker_settings
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crossrank.client import AsyncCrossrankClient, CrossrankClient, DeadlineExceededError, RerankRequest
+from crossrank.worker.server import create_server
+
+
+def _health(address: str, service: str = "") -> int:
+    with grpc.insecure_channel(address) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+
+def test_health_turns_serving_after_warm_up(tiny_cross_encoder):
+    server = create_server(worker_settings(tiny_cross_encoder), load=False)
+    try:
+        for service in ("", "crossrank.v1.Reranker"):
+            assert _health(server.address, service) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert server.wait_ready(60)
+        for service in ("", "crossrank.v1.Reranker"):
+            assert _health(server.address, service) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(0)
+
+
+def test_reflection_lists_the_service(worker):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(worker.address) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        assert {"crossrank.v1.Reranker", "grpc.health.v1.Health"} <= services
+        assert database.FindFileContainingSymbol("crossrank.v1.Reranker").package == "crossrank.v1"
+
+
+def test_stream_answers_100_interleaved_requests_by_id(worker):
+    requests = [RerankRequest(f"query {i}", [f"doc {j} of {i}" for j in range(1 + (i * 7) % 23)],
+                              request_id=f"r{i}", top_k=3) for i in range(100)]
+    with CrossrankClient(worker.address) as client:
+        responses = list(client.stream(iter(requests)))
+        assert sorted(r.request_id for r in responses) == sorted(r.request_id for r in requests)
+        by_id = {r.request_id: r for r in responses}
+        for request in requests[::17]:
+            alone = client.rerank(request.query, request.documents, top_k=3)
+            got = by_id[request.request_id]
+            assert got.error is None
+            assert [r.index for r in got.results] == [r.index for r in alone.results]
+            assert [r.score for r in got.results] == pytest.approx([r.score for r in alone.results], abs=1e-5)
+
+
+def test_async_client_reranks_and_streams(worker):
+    import asyncio
+
+    async def run():
+        async with AsyncCrossrankClient(worker.address) as client:
+            single = await client.rerank("what is rag", ["rag is retrieval", "paris"], return_documents=True)
+            streamed = [r async for r in client.stream([{"query": "q", "documents": ["a", "b"], "request_id": "s"}])]
+            info = await client.info()
+            return single, streamed, info
+
+    single, streamed, info = asyncio.run(run())
+    assert {r.index for r in single.results} == {0, 1} and single.results[0].document
+    assert streamed[0].request_id == "s" and len(streamed[0].results) == 2
+    assert info.model == worker.settings.model
+
+
+def test_a_cancelled_call_drops_its_work(tiny_cross_encoder):
+    # Small batches make a big request take many forward passes, so a short deadline ends it midway.
+    server = create_server(worker_settings(tiny_cross_encoder, max_batch_pairs=2, max_batch_tokens=256))
+    assert server.wait_ready(60)
+    observer = server.engine.metrics.observer(server.settings.model)
+    try:
+        docs = [f"document number {i} " * 8 for i in range(1000)]
+        with CrossrankClient(server.address, timeout=0.05) as client, pytest.raises(DeadlineExceededError):
+            client.rerank("query", docs)
+        time.sleep(1.0)  # let the batcher notice and drain
+        scored = observer.value("pairs")
+        dropped = observer.value("dropped_pairs")
+        assert dropped > 0, "the cancelled request's pairs should be dropped"
+        assert scored < 1000 + 3, f"{scored} pairs scored: the cancelled request ran to the end"
+        with CrossrankClient(server.address) as client:  # the worker still serves
+            assert len(client.rerank("q", ["a"]).results) == 1
+    finally:
+        server.stop(0)
+
+
+def test_client_retries_until_a_late_worker_is_up(tiny_cross_encoder):
+    port = free_port()
+    result: dict = {}
+
+    def call():
+        with CrossrankClient(f"127.0.0.1:{port}", timeout=60) as client:
+            result["response"] = client.rerank("q", ["a", "b"])
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(1.5)  # the first attempts find nothing listening
+    assert caller.is_alive()
+    server = create_server(worker_settings(tiny_cross_encoder, port=port))
+    try:
+        caller.join(60)
+        assert len(result["response"].results) == 2
+    finally:
+        server.stop(0)
