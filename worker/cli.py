@@ -32,18 +32,35 @@ def settings_options(fn):
     return fn
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
+
+
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra=` fields (request_id, pairs, ...) become keys of their own."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "msg": record.getMessage()}
+                 "msg": record.getMessage(), **_fields(record)}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """The usual line, with `extra=` fields appended as key=value so text logs carry request ids too."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return super().formatMessage(record) + "".join(f" {k}={v}" for k, v in _fields(record).items())
 
 
 def configure_logging(level: str, json_logs: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if json_logs else logging.Formatter(
+    handler.setFormatter(_JsonFormatter() if json_logs else _TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
@@ -70,6 +87,8 @@ def serve(json_logs: bool, **values) -> None:
 
         start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
         log.info("metrics on :%d/metrics", settings.metrics_port)
+    if server.http_port:
+        log.info("http gateway on port %d (/v2/rerank, /rerank)", server.http_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -82,7 +101,8 @@ def serve(json_logs: bool, **values) -> None:
         raise click.ClickException(f"could not load the model: {server.engine.load_error}")
     if not stop.is_set():
         log.info("serving on port %d", server.port)
-        click.echo(f"crossrank worker ready on port {server.port}", err=True)
+        http = f", http on port {server.http_port}" if server.http_port else ""
+        click.echo(f"crossrank worker ready on port {server.port}{http}", err=True)
         stop.wait()
     log.info("stopping (grace %.0fs)", settings.grace_seconds)
     server.stop()

@@ -95,6 +95,8 @@ def _await(ticket: Ticket, timeout: float | None, hook: Callable[[Ticket], None]
     """Wait for a ticket; whatever is left when the wait ends (deadline, cancel) is dropped."""
     if hook is not None:
         hook(ticket)
+    if timeout is not None and timeout >= threading.TIMEOUT_MAX:
+        timeout = None  # gRPC reports "no deadline" (grpcurl, Node) as more seconds than a wait can take
     try:
         ticket.wait(timeout)
     finally:
@@ -128,6 +130,7 @@ class Engine:
         s = self.settings
         t0 = time.perf_counter()
         self.placement = place(s.device, s.dtype)
+        self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend)
         self.encoder = PairEncoder(self.scorer.tokenizer, self.scorer.max_length, s.max_query_share)
         self._score_batcher = self._batcher(self.scorer, s.model)
@@ -166,6 +169,15 @@ class Engine:
         for batcher in (self._score_batcher, self._embed_batcher):
             if batcher is not None:
                 batcher.stop()
+
+    def _completed(self, kind: str, model: str, request_id: str, ticket: Ticket) -> Usage:
+        """A finished request's usage, recorded once: the queue-time histogram and one log line."""
+        usage = Usage.of(ticket)
+        self.metrics.request_done(model, usage.queue_ms / 1e3)
+        log.debug("%s done", kind, extra={
+            "request_id": request_id, "pairs": usage.pairs, "tokens": usage.tokens,
+            "queue_ms": round(usage.queue_ms, 2), "inference_ms": round(usage.inference_ms, 2)})
+        return usage
 
     def _require_ready(self) -> None:
         if not self._ready.is_set():
@@ -219,7 +231,8 @@ class Engine:
         if q.top_k:
             order = order[: q.top_k]
         results = [Ranked(int(i), float(scores[i])) for i in order]
-        return RerankOutcome(q.request_id, results, Usage.of(ticket), self.settings.model, q)
+        usage = self._completed("rerank", self.settings.model, q.request_id, ticket)
+        return RerankOutcome(q.request_id, results, usage, self.settings.model, q)
 
     def rerank(self, q: RerankQuery, timeout: float | None = None,
                ticket_hook: Callable[[Ticket], None] | None = None) -> RerankOutcome:
@@ -246,14 +259,16 @@ class Engine:
         return self._score_batcher.submit(Ticket(items)), len(pairs)
 
     def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
-              timeout: float | None = None, ticket_hook: Callable[[Ticket], None] | None = None) -> ScoreOutcome:
+              timeout: float | None = None, ticket_hook: Callable[[Ticket], None] | None = None,
+              request_id: str = "") -> ScoreOutcome:
         ticket, n = self.submit_score(pairs, mode)
         _await(ticket, timeout, ticket_hook)
         best = best_per_source(ticket.items, ticket.result(), n)
-        return ScoreOutcome((best if raw else sigmoid(best)).tolist(), Usage.of(ticket))
+        usage = self._completed("score", self.settings.model, request_id, ticket)
+        return ScoreOutcome((best if raw else sigmoid(best)).tolist(), usage)
 
     def embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
-              ticket_hook: Callable[[Ticket], None] | None = None) -> EmbedOutcome:
+              ticket_hook: Callable[[Ticket], None] | None = None, request_id: str = "") -> EmbedOutcome:
         self._require_ready()
         if self.embedder is None or self._embed_batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
@@ -262,7 +277,7 @@ class Engine:
         vectors = np.stack(ticket.result()).astype(np.float32)
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return EmbedOutcome(vectors, Usage.of(ticket))
+        return EmbedOutcome(vectors, self._completed("embed", self.settings.embed_model, request_id, ticket))
 
     def info(self) -> dict[str, object]:
         s = self.settings

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    import torch
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _TOKEN_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -31,6 +36,20 @@ class WorkerMetrics:
                                            ["model"], buckets=_SECONDS_BUCKETS, registry=r)
         self.device_memory = Gauge("crossrank_device_memory_bytes", "GPU memory allocated by torch",
                                    ["device"], registry=r)
+        self.http_requests = Counter("crossrank_http_requests", "HTTP gateway requests by route and status",
+                                     ["route", "status"], registry=r)
+
+    def track_device_memory(self, device: torch.device) -> None:
+        """Report a GPU's allocated memory, read when scraped so the hot path pays nothing; a CPU has none."""
+        if device.type != "cuda":
+            return
+        import torch
+
+        self.device_memory.labels(str(device)).set_function(lambda: torch.cuda.memory_allocated(device))
+
+    def request_done(self, model: str, queue_seconds: float) -> None:
+        """A request's wait from arrival to its first batch, recorded when its last input is scored."""
+        self.queue_seconds.labels(model).observe(queue_seconds)
 
     def observer(self, model: str) -> _BatchMetrics:
         return _BatchMetrics(self, model)

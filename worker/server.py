@@ -11,6 +11,7 @@ import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,6 +24,9 @@ from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.servicer import RerankerServicer
 from crossrank.worker.settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from crossrank.worker.http_gateway import HttpGateway
+
 log = logging.getLogger(__name__)
 
 
@@ -33,11 +37,17 @@ class WorkerServer:
     engine: Engine
     health: health.HealthServicer
     settings: WorkerSettings
+    http: HttpGateway | None = None  # the HTTP gateway, when settings.http_port is not 0
     _loader: threading.Thread = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP gateway's bound port; 0 when it is off."""
+        return self.http.port if self.http else 0
 
     def load(self) -> None:
         """Start loading the model on a background thread; health turns SERVING after warm-up."""
@@ -61,7 +71,10 @@ class WorkerServer:
         return self.engine.ready
 
     def stop(self, grace: float | None = None) -> None:
-        event = self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        grace = self.settings.grace_seconds if grace is None else grace
+        event = self.server.stop(grace)
+        if self.http is not None:  # stops beside gRPC's grace period, not after it
+            self.http.stop(timeout=grace + 5)
         event.wait()
         self.engine.stop()
 
@@ -76,6 +89,14 @@ def _credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
         return None
     with open(settings.tls_cert, "rb") as cert, open(settings.tls_key, "rb") as key:
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
+
+
+def _http_gateway(engine: Engine, settings: WorkerSettings) -> HttpGateway | None:
+    if not settings.http_port:
+        return None
+    from crossrank.worker.http_gateway import HttpGateway  # FastAPI and uvicorn, only when asked for
+
+    return HttpGateway(engine, settings).start()
 
 
 def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None, *, load: bool = True
@@ -109,7 +130,12 @@ def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None
     server.start()
     log.info("listening on %s:%d (%s), loading %s", settings.host, port, "tls" if credentials else "plaintext",
              settings.model)
-    worker = WorkerServer(server, port, engine, health_servicer, settings)
+    try:
+        http = _http_gateway(engine, settings)
+    except Exception:  # e.g. the http port is taken: leave nothing half-started behind
+        server.stop(0)
+        raise
+    worker = WorkerServer(server, port, engine, health_servicer, settings, http=http)
     if load:
         worker.load()
     return worker

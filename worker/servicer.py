@@ -33,12 +33,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     def Score(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
         outcome = self.engine.score(convert.score_pairs(request), request.raw_scores, convert.score_mode(request),
-                                    context.time_remaining(), _on_rpc_end(context))
+                                    context.time_remaining(), _on_rpc_end(context), request.request_id)
         return convert.score_response(request.request_id, self.engine.settings.model, outcome)
 
     def Embed(self, request: pb.EmbedRequest, context: grpc.ServicerContext) -> pb.EmbedResponse:
         outcome = self.engine.embed(list(request.texts), request.normalize, context.time_remaining(),
-                                    _on_rpc_end(context))
+                                    _on_rpc_end(context), request.request_id)
         return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:

@@ -50,6 +50,9 @@ class WorkerSettings:
     grpc_threads: int = setting(64, "Threads serving calls; they wait on the batcher and never run the model.")
     grace_seconds: float = setting(10.0, "Seconds a stopping server lets in-flight calls finish.")
     metrics_port: int = setting(0, "Serve Prometheus metrics over HTTP on this port; 0 turns it off.")
+    http_port: int = setting(
+        0, "Serve the HTTP gateway (Cohere /v2/rerank, TEI /rerank) on this port, beside gRPC and sharing "
+        "its batcher; 0 turns it off, -1 binds a free one (logged at start).")
     auth_token: str = setting("", "Require `authorization: Bearer <token>` on Reranker calls; empty = open.",
                               secret=True)
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
@@ -64,6 +67,8 @@ class WorkerSettings:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is not between 0 and 65535")
+        if not -1 <= self.http_port <= 65535:
+            problems.append(f"http_port {self.http_port} is not -1 (any free port), 0 (off) or a port number")
         if self.dtype not in DTYPES:
             problems.append(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.backend not in BACKENDS:

@@ -1,0 +1,70 @@
+"""Workers that want a bearer token, or speak TLS with a certificate made here, per test package."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import worker_settings
+
+TOKEN = "s3cret-token"
+
+
+def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A CA-flagged certificate for localhost and 127.0.0.1, so it serves as its own trust root."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crossrank test worker")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "worker.crt", directory / "worker.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="package")
+def tls_files(tmp_path_factory) -> tuple[Path, Path]:
+    return write_self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def _serve(settings) -> Iterator:
+    from crossrank.worker.server import create_server
+
+    server = create_server(settings)
+    assert server.wait_ready(120), server.engine.load_error
+    yield server
+    server.stop(0)
+
+
+@pytest.fixture(scope="package")
+def token_worker(tiny_cross_encoder) -> Iterator:
+    """gRPC and the HTTP gateway, both wanting `Bearer TOKEN`."""
+    yield from _serve(worker_settings(tiny_cross_encoder, auth_token=TOKEN, http_port=-1))
+
+
+@pytest.fixture(scope="package")
+def tls_worker(tiny_cross_encoder, tls_files) -> Iterator:
+    """gRPC and the HTTP gateway over TLS, with the certificate of `tls_files`."""
+    cert, key = tls_files
+    yield from _serve(worker_settings(tiny_cross_encoder, tls_cert=str(cert), tls_key=str(key), http_port=-1))

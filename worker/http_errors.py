@@ -1,0 +1,49 @@
+"""The gateway's one map from errors to HTTP status codes, derived from the gRPC one.
+
+An engine exception gets the gRPC status it would get over gRPC (status.status_of), and
+that status gets the HTTP code TEI and Cohere's API use for the same situation.
+"""
+
+from __future__ import annotations
+
+import grpc
+from starlette.responses import JSONResponse
+
+from crossrank.worker.http_schemas import ErrorBody
+from crossrank.worker.status import message_of, status_of
+
+# gRPC status -> (HTTP status, TEI-style error_type).
+_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (422, "Validation"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "Overloaded"),
+    grpc.StatusCode.UNAVAILABLE: (503, "Unhealthy"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
+    grpc.StatusCode.FAILED_PRECONDITION: (424, "Backend"),
+    grpc.StatusCode.CANCELLED: (499, "Cancelled"),
+    grpc.StatusCode.INTERNAL: (500, "Backend"),
+}
+
+
+def _json_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+                ) -> JSONResponse:
+    body = ErrorBody(error=message, error_type=error_type, message=message)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def error_response(code: grpc.StatusCode, message: str, headers: dict[str, str] | None = None
+                   ) -> JSONResponse:
+    status, error_type = _HTTP.get(code, (500, "Backend"))
+    return _json_error(status, error_type, message, headers)
+
+
+def engine_error_response(exc: BaseException) -> JSONResponse:
+    return error_response(status_of(exc), message_of(exc))
+
+
+def malformed_request_response(errors: list[dict]) -> JSONResponse:
+    """A body that is not JSON is a 400; JSON of the wrong shape is a 422, as in FastAPI and TEI."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _json_error(400, "Validation", "request body is not valid JSON")
+    problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+                         for e in errors)
+    return error_response(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {problems}")

@@ -1,0 +1,71 @@
+"""Run the HTTP gateway beside the gRPC server: uvicorn on a thread of its own, one event loop.
+
+The socket is bound here, before uvicorn starts, so that port 0 picks a free port the
+caller can read at once, and a port already in use fails `create_server` instead of a
+background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from crossrank.worker.engine import Engine
+from crossrank.worker.http_app import create_app
+from crossrank.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"could not bind the http gateway to {host}:{port}: {exc}") from exc
+    return sock
+
+
+class HttpGateway:
+    """The gateway's server; `port` is the bound one. Serves TLS with the gRPC server's certificate."""
+
+    def __init__(self, engine: Engine, settings: WorkerSettings):
+        self._socket = _bind(settings.host, max(settings.http_port, 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.tls = bool(settings.tls_cert)
+        config = uvicorn.Config(
+            create_app(engine, settings.auth_token),
+            log_config=None,  # keep the process's logging set-up (JSON lines) as it is
+            access_log=False,  # the app logs each request with its request id instead
+            lifespan="off",
+            ssl_certfile=settings.tls_cert or None,
+            ssl_keyfile=settings.tls_key or None,
+            timeout_graceful_shutdown=max(1, round(settings.grace_seconds)),
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="http-gateway", daemon=True)
+
+    def start(self, timeout: float = 30) -> HttpGateway:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._socket.close()
+                raise RuntimeError(f"http gateway did not start on port {self.port}; see the log above")
+            time.sleep(0.01)
+        log.info("http gateway listening on port %d (%s)", self.port, "https" if self.tls else "http")
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Refuse new connections, let requests in flight finish, then return."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._socket.close()
