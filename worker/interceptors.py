@@ -98,6 +98,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
 
         def wrap(_behavior, streams):
             def deny(_request, context):
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{message}: send metadata authorization: Bearer <token>")
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              f"{message}: send metadata authorization: Bearer <token>")
             return deny
         return _rebuild(handler, wrap)

@@ -37,7 +37,7 @@ class EchoRuntime:
 
 
 def items(idents, lengths):
-    return [Encoded({"input_ids": [i] * n}, n, k) for k, (i, n) in enumerate(zip(idents, lengths))]
+    return [Encoded({"input_ids": [i] * n}, n, k) for k, (i, n) in enumerate(zip(idents, lengths, strict=True))]
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_similar_lengths_share_batches(runtime):
 def test_interleaved_tickets_get_their_own_outputs_in_order(runtime):
     batcher = make(runtime, max_batch_tokens=128, max_batch_pairs=8)
     rng = np.random.default_rng(1)
-    tickets, expected = [], []
+    tickets = []
 
     def submit(k):
         n = int(rng.integers(1, 30))

@@ -47,7 +47,7 @@ def test_windows_overlap_and_cover_the_document(encoder):
     pieces = encoder.windows("query", document, window=20, stride=10)
     assert len(pieces) > 1
     assert pieces[0].startswith("w0 ") and pieces[-1].endswith("w119")
-    for a, b in zip(pieces, pieces[1:]):
+    for a, b in zip(pieces, pieces[1:], strict=False):
         assert set(a.split()) & set(b.split()), "consecutive windows must overlap"
 
 
