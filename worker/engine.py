@@ -147,10 +147,11 @@ class Engine:
 
     def _batcher(self, runtime: CrossEncoderRuntime | EmbedderRuntime, model: str) -> Batcher:
         s = self.settings
+        tokens, pairs = self.batch_limits
         return Batcher(
             runtime,
-            max_batch_tokens=max(s.max_batch_tokens, runtime.max_length),
-            max_batch_pairs=s.max_batch_pairs,
+            max_batch_tokens=max(tokens, runtime.max_length),
+            max_batch_pairs=pairs,
             max_queue_pairs=s.max_queue_pairs,
             sort_window=s.sort_window,
             observer=self.metrics.observer(model),
@@ -178,6 +179,11 @@ class Engine:
             "request_id": request_id, "pairs": usage.pairs, "tokens": usage.tokens,
             "queue_ms": round(usage.queue_ms, 2), "inference_ms": round(usage.inference_ms, 2)})
         return usage
+
+    @property
+    def batch_limits(self) -> tuple[int, int]:
+        on_gpu = self.placement is not None and self.placement.device.type == "cuda"
+        return self.settings.batch_limits(on_gpu)
 
     def _require_ready(self) -> None:
         if not self._ready.is_set():
@@ -288,8 +294,8 @@ class Engine:
             "dtype": self.placement.dtype_name if self.placement else s.dtype,
             "backend": s.backend,
             "max_input_length": self.scorer.max_length if self.scorer else s.max_length,
-            "max_batch_tokens": s.max_batch_tokens,
-            "max_batch_pairs": s.max_batch_pairs,
+            "max_batch_tokens": self.batch_limits[0],
+            "max_batch_pairs": self.batch_limits[1],
             "max_queue_pairs": s.max_queue_pairs,
             "max_documents_per_request": s.max_documents_per_request,
             "max_characters_per_request": s.max_characters_per_request,

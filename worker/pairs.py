@@ -6,6 +6,7 @@ each model's own special tokens and token types come from its tokenizer, whateve
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -31,16 +32,24 @@ class Encoded:
 class PairEncoder:
     def __init__(self, tokenizer: Any, max_length: int, max_query_share: float):
         self.tokenizer = tokenizer
+        # A fast tokenizer keeps its truncation setting as shared state that each call rewrites, so
+        # concurrent calls with different settings (spans untruncated, pairs truncated) could leak
+        # one's setting into the other and emit over-long inputs: calls are serialised here.
+        self._lock = threading.Lock()
         self.max_length = max_length
         self.max_query_tokens = max(1, int((max_length - self._special_tokens()) * max_query_share))
 
+    def _tokenize(self, *args, **kwargs):
+        with self._lock:
+            return self.tokenizer(*args, **kwargs)
+
     def _special_tokens(self) -> int:
-        pair = len(self.tokenizer("a", "b")["input_ids"])
-        single = len(self.tokenizer("a", add_special_tokens=False)["input_ids"])
+        pair = len(self._tokenize("a", "b")["input_ids"])
+        single = len(self._tokenize("a", add_special_tokens=False)["input_ids"])
         return pair - 2 * single
 
     def _token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self._tokenize(texts, add_special_tokens=False, return_offsets_mapping=True)
         return enc["offset_mapping"]
 
     def cap_query(self, query: str) -> str:
@@ -70,7 +79,7 @@ class PairEncoder:
     def _pairs(self, query: str, documents: list[str], sources: list[int], truncate: bool) -> list[Encoded]:
         if not documents:
             return []
-        enc = self.tokenizer(
+        enc = self._tokenize(
             [query] * len(documents),
             documents,
             truncation="only_second" if truncate else False,

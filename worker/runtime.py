@@ -30,12 +30,6 @@ def _model_kwargs(placement: Placement, backend: str) -> dict[str, Any]:
     return {}
 
 
-def _onnx_kwargs(backend: str) -> dict[str, Any]:
-    if backend == "onnx-int8":
-        return {"model_kwargs": {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}}
-    return {}
-
-
 class _TorchForward:
     """Shared forward plumbing: device placement, inference mode and CPU autocast."""
 
@@ -63,13 +57,10 @@ class CrossEncoderRuntime(_TorchForward):
         self.model_id = model_id
         self.placement = placement
         self.backend = backend
-        kwargs: dict[str, Any] = {"device": str(placement.device)}
-        if backend == "torch":
-            kwargs["model_kwargs"] = _model_kwargs(placement, backend)
-        else:
-            kwargs["backend"] = "onnx"
-            kwargs.update(_onnx_kwargs(backend))
-        self.cross_encoder = CrossEncoder(model_id, **kwargs)
+        if backend != "torch" and placement.device.type != "cpu":
+            raise ValueError(f"backend {backend} runs on the CPU only; use --device cpu or --backend torch")
+        self.cross_encoder = CrossEncoder(model_id, device=str(placement.device),
+                                          model_kwargs=_model_kwargs(placement, backend))
         if self.cross_encoder.num_labels != 1:
             raise ValueError(
                 f"{model_id} has {self.cross_encoder.num_labels} output labels; a reranker needs exactly one"
@@ -77,13 +68,17 @@ class CrossEncoderRuntime(_TorchForward):
         self.tokenizer = self.cross_encoder.tokenizer
         model_limit = int(self.cross_encoder.max_seq_length or 512)
         self.max_length = min(max_length, model_limit) if max_length else model_limit
-        self.model = self.cross_encoder.model
-        if backend == "torch":
-            self.model.eval()
+        self.model = self.cross_encoder.model.eval()
+        self.onnx = None
+        if backend != "torch":
+            # The torch model is the export's source; the ONNX session then serves every batch.
+            from crossrank.worker.onnx_runtime import OnnxCrossEncoder
+
+            self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, int8=backend == "onnx-int8")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        if self.backend != "torch":
-            return self.model(**batch).logits.reshape(-1).detach().float().numpy()
+        if self.onnx is not None:
+            return self.onnx(batch)
         with torch.inference_mode(), self._autocast():
             logits = self.model(**self._to_device(batch)).logits
         return logits.reshape(-1).float().cpu().numpy()

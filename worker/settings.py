@@ -38,9 +38,10 @@ class WorkerSettings:
     window_tokens: int = setting(400, "Window size in document tokens for long_document=WINDOW.")
     window_stride: int = setting(200, "Step between window starts, in document tokens.")
     max_batch_tokens: int = setting(
-        16384, "Padded tokens per forward pass: larger fills the device better but makes every pair in the "
-        "batch wait for the slowest; 16k suits a GPU, 4-8k a CPU.")
-    max_batch_pairs: int = setting(256, "Inputs per forward pass at most.")
+        0, "Padded tokens per forward pass; 0 = auto: 16384 on a GPU, 4096 on a CPU. Larger fills a GPU better "
+        "but makes every pair in the batch wait for the slowest; on a CPU small batches were faster (see "
+        "docs/benchmarks.md).")
+    max_batch_pairs: int = setting(0, "Inputs per forward pass at most; 0 = auto: 256 on a GPU, 32 on a CPU.")
     max_queue_pairs: int = setting(
         20000, "Inputs waiting at most; beyond it new work gets RESOURCE_EXHAUSTED at once instead of queueing.")
     sort_window: int = setting(1024, "Oldest pending inputs sorted by length when a batch is formed.")
@@ -79,19 +80,28 @@ class WorkerSettings:
             problems.append(f"max_query_share {self.max_query_share} must be between 0 and 1")
         if self.window_tokens < 8 or not 0 < self.window_stride <= self.window_tokens:
             problems.append("window_tokens must be >= 8 and 0 < window_stride <= window_tokens")
-        for name in ("max_batch_tokens", "max_batch_pairs", "max_queue_pairs", "sort_window",
+        for name in ("max_batch_tokens", "max_batch_pairs"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 (auto) or positive")
+        for name in ("max_queue_pairs", "sort_window",
                      "max_documents_per_request", "max_characters_per_request", "grpc_threads"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.max_length < 0:
             problems.append("max_length must be 0 (the model's limit) or positive")
-        if self.max_length and self.max_batch_tokens < self.max_length:
+        if self.max_length and 0 < self.max_batch_tokens < self.max_length:
             problems.append(f"max_batch_tokens {self.max_batch_tokens} is below max_length {self.max_length}")
         if bool(self.tls_cert) != bool(self.tls_key):
             problems.append("tls_cert and tls_key go together: give both or neither")
         if problems:
             raise ValueError("invalid worker settings: " + "; ".join(problems))
         return self
+
+    def batch_limits(self, on_gpu: bool) -> tuple[int, int]:
+        """(max_batch_tokens, max_batch_pairs), with 0 resolved for the device."""
+        tokens = self.max_batch_tokens or (16384 if on_gpu else 4096)
+        pairs = self.max_batch_pairs or (256 if on_gpu else 32)
+        return tokens, pairs
 
     def public(self) -> dict[str, object]:
         """The resolved values, secrets redacted, for the start-up log."""

@@ -63,3 +63,21 @@ def test_windows_fit_and_cover_any_text(encoder, text, window, stride):
         assert text.rstrip().endswith(pieces[-1].rstrip()[-1:])
     for e in encoder.encode("q", [text], LongDocument.WINDOW, window, stride):
         assert e.length <= 64
+
+
+def test_concurrent_encoding_never_exceeds_the_limit(encoder):
+    # A fast tokenizer keeps its truncation setting as shared state; unguarded, a thread measuring
+    # untruncated spans could switch truncation off under a thread encoding pairs.
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = ["stock market " * 80, "向量数据库" * 60, "short"]
+
+    def work(k: int) -> int:
+        longest = 0
+        for _ in range(30):
+            mode = LongDocument.WINDOW if k % 2 else LongDocument.TRUNCATE
+            longest = max(longest, *(e.length for e in encoder.encode("query " * (k % 5 + 1), docs, mode, 20, 10)))
+        return longest
+
+    with ThreadPoolExecutor(16) as pool:
+        assert max(pool.map(work, range(16))) <= 64

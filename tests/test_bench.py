@@ -1,0 +1,122 @@
+"""`crossrank bench`: its inputs, its FLOPs count, its report schema, and one short end-to-end run.
+
+Logic only: no assertion here depends on how fast anything ran.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import crossrank_command
+
+from crossrank.worker.bench import mfu, report
+from crossrank.worker.bench.workload import MAX_DOC_TOKENS, MIN_DOC_TOKENS, document_lengths, make_workload
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_lengths_are_log_normal_and_clipped():
+    lengths = document_lengths(np.random.default_rng(0), 20_000)
+    assert lengths.min() >= MIN_DOC_TOKENS and lengths.max() <= MAX_DOC_TOKENS
+    assert lengths.min() == MIN_DOC_TOKENS and lengths.max() == MAX_DOC_TOKENS  # both tails reach the clips
+    inner = np.log(lengths[(lengths > MIN_DOC_TOKENS) & (lengths < MAX_DOC_TOKENS)])
+    assert 90 < np.exp(np.median(inner)) < 130  # median near 110 tokens
+    assert 0.6 < np.std(np.log(lengths)) < 0.85
+    assert abs(float(np.mean((inner - inner.mean()) ** 3)) / inner.std() ** 3) < 0.2  # log-lengths ~ symmetric
+
+
+def test_fixed_length_mode():
+    workload = make_workload(4, fixed_length=128)
+    assert {n for q in workload for n in q.target_tokens} == {128}
+
+
+def test_workload_mixes_languages_and_document_counts():
+    workload = make_workload(40, seed=3)
+    assert {q.language for q in workload} == {"en", "zh"}
+    assert all(20 <= len(q.documents) <= 100 for q in workload)
+    assert len({len(q.documents) for q in workload}) > 10
+    for q in workload:
+        has_cjk = bool(_CJK.search(q.documents[0]))
+        assert has_cjk == (q.language == "zh")
+    assert make_workload(5, seed=3)[0].documents == workload[0].documents  # reproducible by seed
+
+
+def test_documents_tokenize_to_their_target_length():
+    from transformers import AutoTokenizer
+
+    from crossrank.worker.bench.models import default_tokenizer
+
+    path = Path(default_tokenizer())
+    if not path.is_dir():
+        pytest.skip("the MiniLM tokenizer is not on this machine (../shared/models/all-MiniLM-L6-v2)")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    for q in make_workload(4, seed=1):
+        for doc, target in zip(q.documents[:10], q.target_tokens[:10], strict=True):
+            n = len(tokenizer(doc, add_special_tokens=False)["input_ids"])
+            assert abs(n - target) <= max(2, target // 20), (q.language, n, target)
+
+
+def test_flops_formula_matches_a_hand_count():
+    shape = mfu.Shape(layers=2, hidden=4, intermediate=8)
+    # One sequence of 3 tokens, per layer and token: projections 4*4*4=64 MACs, FFN 2*4*8=64 MACs,
+    # attention 2*3*4=24 MACs -> 152 MACs; 2 layers x 3 tokens -> 912 MACs; head 4*4+4=20 MACs.
+    assert mfu.sequence_flops(shape, 3) == 2 * (912 + 20)
+    assert mfu.total_flops(shape, [3, 3]) == 2 * mfu.sequence_flops(shape, 3)
+
+
+def test_flops_of_minilm_l6_per_token():
+    shape = mfu.Shape(layers=6, hidden=384, intermediate=1536)
+    per_token = (mfu.sequence_flops(shape, 128) - 2 * (384 * 384 + 384)) / 128
+    assert per_token == 2 * 6 * (4 * 384**2 + 2 * 384 * 1536 + 2 * 128 * 384)  # ~22.4 MFLOP per token
+
+
+def test_matmul_peak_is_positive():
+    import torch
+
+    assert mfu.matmul_peak(torch.float32, torch.device("cpu"), size=128, seconds=0.05) > 0
+
+
+def test_summary_numbers():
+    from crossrank.worker.bench.runners import Run
+
+    run = Run("c", wall_s=2.0, latencies_s=[0.1, 0.2, 0.3, 0.4], concurrency=4)
+    s = report.summarize(run, pairs=100, tokens=1000, flops=4e9, peak=1e10, bf16_peak=4e10, baseline_pairs_per_s=25)
+    assert s["pairs_per_s"] == 50 and s["tokens_per_s"] == 500 and s["ratio_vs_a"] == 2.0
+    assert s["mfu"] == 0.2 and s["mfu_vs_bf16_peak"] == 0.05
+    assert s["p50_ms"] == 250.0 and s["p99_ms"] == pytest.approx(397.0)
+    assert set(s) == set(report.RUN_KEYS)
+
+
+def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
+    out = tmp_path / "bench"
+    result = subprocess.run(crossrank_command("bench", "--quick", "--model", str(tiny_cross_encoder),
+                                              "--out", str(out)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert set(report.REPORT_KEYS) <= set(data) and data["schema"] == report.SCHEMA
+    assert set(data["runs"]) == {"a_predict", "b_unary", "c_concurrent", "d_stream"}
+    for run in [*data["runs"].values(), *data["sweep"]]:
+        assert set(run) == set(report.RUN_KEYS)
+        assert run["pairs"] == data["workload"]["pairs"] > 0 and run["pairs_per_s"] > 0
+        assert run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
+    assert [s["concurrency"] for s in data["sweep"]] == [1, 4]
+    assert data["runs"]["a_predict"]["ratio_vs_a"] == 1.0
+    assert data["workload"]["languages"]["en"] > 0 and data["workload"]["languages"]["zh"] > 0
+    assert {"fp32", "bf16"} <= set(data["peaks_flops"])
+    assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak"} <= set(data["targets"])
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_accuracy_against_fp32(tiny_cross_encoder):
+    from crossrank.worker.bench.accuracy import compare, default_pairs
+
+    pairs, _ = default_pairs(None, 2, 20)
+    modes = compare(str(tiny_cross_encoder), pairs, ("fp32", "bf16"))
+    assert modes["fp32"] == {"available": True, "spearman": 1.0, "max_abs_logit_diff": 0.0,
+                             "max_abs_score_diff": 0.0}
+    assert modes["bf16"]["available"] and -1 <= modes["bf16"]["spearman"] <= 1

@@ -1,0 +1,102 @@
+"""`crossrank bench`: the worker against CrossEncoder.predict on the same model and pairs, in one run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from crossrank.worker.bench.models import ARCHITECTURES
+
+QUICK = {"queries": 6, "levels": "1,4", "concurrency": 4, "accuracy_queries": 4}
+
+
+def _default_data() -> Path | None:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        folder = base.parent / "shared" / "data" / "agentset-msmarco"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _echo_summary(result: dict) -> None:
+    click.echo(f"{'run':<16}{'pairs/s':>10}{'tokens/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+               f"{'x (a)':>8}{'MFU':>8}{'MFU/bf16':>10}")
+    rows = [result["runs"]["a_predict"], *result["sweep"], result["runs"]["d_stream"]]
+    for r in rows:
+        bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
+        click.echo(f"{r['name']:<16}{r['pairs_per_s']:>10.1f}{r['tokens_per_s']:>11.0f}{r['p50_ms']:>9.0f}"
+                   f"{r['p95_ms']:>9.0f}{r['p99_ms']:>9.0f}{r['ratio_vs_a']:>8.2f}{r['mfu']:>8.1%}{bf16:>10}")
+    for name, t in result["targets"].items():
+        click.echo(f"target {name}: {t['value']} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
+    for mode, acc in result.get("accuracy", {}).get("modes", {}).items():
+        if acc["available"]:
+            click.echo(f"accuracy {mode}: spearman {acc['spearman']:.5f}, max |score diff| "
+                       f"{acc['max_abs_score_diff']:.2e}")
+        else:
+            click.echo(f"accuracy {mode}: unavailable ({acc['reason']})")
+
+
+@click.command("bench")
+@click.option("--model", default="minilm-l6", show_default=True,
+              help=f"Architecture name with random weights ({', '.join(ARCHITECTURES)}) or a model path/id.")
+@click.option("--tokenizer", default=None, help="Tokenizer for an architecture name (default: MiniLM's WordPiece).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+              help="Worker precision; auto is fp32 on the CPU. (a) always runs fp32, the write-up's way.")
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]))
+@click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
+@click.option("--fixed-length", type=int, default=0, show_default=True,
+              help="Every document this many tokens; 0 = log-normal lengths in [20, 500].")
+@click.option("--concurrency", type=int, default=32, show_default=True, help="Clients in run (c); in-flight in (d).")
+@click.option("--levels", default="1,4,16,32", show_default=True, help="Concurrency sweep for the plot.")
+@click.option("--max-batch-tokens", type=int, default=4096, show_default=True, help="The worker's token budget.")
+@click.option("--max-batch-pairs", type=int, default=32, show_default=True, help="The worker's pairs per batch.")
+@click.option("--threads", type=int, default=0, help="torch threads; 0 = all cores.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--accuracy", is_flag=True, help="Also score a fixed set in fp32, bf16, onnx and onnx-int8.")
+@click.option("--accuracy-model", default=None,
+              help="Trained model for --accuracy (default: --model when it is a path).")
+@click.option("--accuracy-data", type=click.Path(path_type=Path), default=None,
+              help="BEIR folder for --accuracy pairs (default: ../shared/data/agentset-msmarco when present).")
+@click.option("--quick", is_flag=True, help="A short run: 6 queries, concurrency 1 and 4. For tests.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
+              help="Folder for report.json and report.png.")
+def bench(model, tokenizer, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
+          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, out) -> None:
+    """Measure the worker against CrossEncoder.predict(batch_size=32) on the same model and pairs."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+
+    from crossrank.worker.bench import report, suite
+    from crossrank.worker.bench.models import resolve_model
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    if quick:
+        queries, levels, concurrency = QUICK["queries"], QUICK["levels"], QUICK["concurrency"]
+    path, label = resolve_model(model, tokenizer)
+    cfg = suite.BenchConfig(path, label, device, dtype, backend, queries, fixed_length, concurrency,
+                            [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed)
+    result = suite.run(cfg)
+    if accuracy:
+        from crossrank.worker.bench import accuracy as acc
+
+        trained = accuracy_model or (None if model in ARCHITECTURES else path)
+        if trained is None:
+            raise click.UsageError("--accuracy needs a trained model: pass --accuracy-model PATH")
+        n = QUICK["accuracy_queries"] if quick else 50
+        pairs, source = acc.default_pairs(accuracy_data or _default_data(), n, 20)
+        result["accuracy"] = {"model": trained, "pairs": len(pairs), "source": source,
+                              "modes": acc.compare(trained, pairs)}
+        default_modes = ("fp32",)  # the CPU default; bf16 and the ONNX backends are opt-in
+        result["targets"]["spearman_default_modes"] = {
+            "value": min(result["accuracy"]["modes"][m]["spearman"] for m in default_modes),
+            "target": 0.99, "modes": list(default_modes),
+            "met": all(result["accuracy"]["modes"][m]["spearman"] >= 0.99 for m in default_modes)}
+    report.write_json(result, out / "report.json")
+    report.write_plot(result, out / "report.png")
+    _echo_summary(result)
+    click.echo(f"wrote {out / 'report.json'} and {out / 'report.png'}")

@@ -1,0 +1,80 @@
+"""Random-weight cross-encoders of named architectures: speed does not depend on the weights.
+
+A model is built once from a transformers config, saved beside a reused tokenizer, and then
+loaded by path like any other model, so the bench measures the worker's real loading code.
+No tokenizer of XLM-RoBERTa ships offline here, so the bge-reranker-v2-m3 shape reuses the
+MiniLM (BERT WordPiece) tokenizer: the model's cost depends on sequence lengths, not on which
+ids fill them, and the documents are measured in that tokenizer's tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # sentence-transformers' MiniLM-L6 cross-encoders (ms-marco-MiniLM-L-6-v2): BERT, 6 x 384.
+    "minilm-l6": dict(kind="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6,
+                      num_attention_heads=12, intermediate_size=1536, max_position_embeddings=512),
+    # BAAI/bge-reranker-v2-m3: XLM-RoBERTa large, 24 x 1024, vocab 250002, 8k positions.
+    "bge-reranker-v2-m3": dict(kind="xlm-roberta", vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
+                               num_attention_heads=16, intermediate_size=4096, max_position_embeddings=8194,
+                               # 2 token types, not XLM-R's 1: the BERT tokenizer it is paired with
+                               # marks the document with type 1 (1,024 more weights, same speed).
+                               type_vocab_size=2, pad_token_id=1, layer_norm_eps=1e-5),
+}
+MAX_INPUT_TOKENS = 512
+
+
+def default_tokenizer() -> str:
+    """A BERT WordPiece tokenizer: $CROSSRANK_BENCH_TOKENIZER, the shared MiniLM copy, or the hub id."""
+    if os.environ.get("CROSSRANK_BENCH_TOKENIZER"):
+        return os.environ["CROSSRANK_BENCH_TOKENIZER"]
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        local = base.parent / "shared" / "models" / "all-MiniLM-L6-v2"
+        if local.is_dir():
+            return str(local)
+    return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("CROSSRANK_BENCH_CACHE", Path.home() / ".cache" / "crossrank" / "bench"))
+
+
+def _config(name: str) -> Any:
+    from transformers import BertConfig, XLMRobertaConfig
+
+    spec = dict(ARCHITECTURES[name])
+    kind = spec.pop("kind")
+    cls = BertConfig if kind == "bert" else XLMRobertaConfig
+    return cls(num_labels=1, **spec)
+
+
+def build_model(name: str, tokenizer: str | None = None, cache: Path | None = None) -> Path:
+    """The saved random-weight model for an architecture name; built on first use, then reused."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}, or pass a path")
+    path = (cache or default_cache()) / name
+    if (path / "config.json").exists():
+        return path
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config = _config(name)
+    tok = AutoTokenizer.from_pretrained(tokenizer or default_tokenizer(), model_max_length=MAX_INPUT_TOKENS)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    # Built aside and renamed, so an interrupted build is never mistaken for a finished one.
+    partial = path.with_name(path.name + f".partial-{os.getpid()}")
+    tok.save_pretrained(partial)
+    model.save_pretrained(partial)
+    partial.rename(path)
+    return path
+
+
+def resolve_model(model: str, tokenizer: str | None = None, cache: Path | None = None) -> tuple[str, str]:
+    """(path, description) for an architecture name or an existing model path/id."""
+    if model in ARCHITECTURES:
+        return str(build_model(model, tokenizer, cache)), f"{model} (random weights)"
+    return model, model

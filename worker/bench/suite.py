@@ -1,0 +1,127 @@
+"""One benchmark run: the same model and pairs through (a), then a worker under (b), (c) and (d).
+
+The worker runs in this process (create_server on port 0): one model load, the same torch
+thread settings as (a), and no second interpreter competing for the two cores. The clients
+use gRPC over loopback like any other client, so requests pay the full serialisation cost.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from crossrank.worker.bench import mfu, report, runners
+from crossrank.worker.bench.workload import make_workload
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    model_path: str
+    model_label: str
+    device: str = "cpu"
+    dtype: str = "auto"
+    backend: str = "torch"
+    queries: int = 32
+    fixed_length: int = 0
+    concurrency: int = 32
+    levels: list[int] = field(default_factory=lambda: [1, 4, 16, 32])
+    max_batch_tokens: int = 4096
+    max_batch_pairs: int = 32
+    seed: int = 0
+
+
+def _worker_settings(cfg: BenchConfig):
+    from crossrank.worker.settings import WorkerSettings
+
+    return WorkerSettings(host="127.0.0.1", port=0, model=cfg.model_path, embed_model="none", device=cfg.device,
+                          dtype=cfg.dtype, backend=cfg.backend, max_batch_tokens=cfg.max_batch_tokens,
+                          max_batch_pairs=cfg.max_batch_pairs, grpc_threads=max(64, 2 * cfg.concurrency),
+                          max_queue_pairs=200_000, grace_seconds=1.0)
+
+
+def _peaks(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
+    """Matmul peaks: fp32 for (a), the serving dtype, and bf16 on a CPU (target 5 is stated against it)."""
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    wanted = {torch.float32, dtype} | ({torch.bfloat16} if device.type == "cpu" else set())
+    return {names[d]: mfu.matmul_peak(d, device) for d in sorted(wanted, key=str)}
+
+
+def run(cfg: BenchConfig) -> dict[str, Any]:
+    from transformers import AutoConfig
+
+    from crossrank.worker.server import create_server
+
+    levels = sorted(set(cfg.levels) | {1, cfg.concurrency})
+    workload = make_workload(cfg.queries, seed=cfg.seed, fixed_length=cfg.fixed_length)
+    shape = mfu.Shape.of(AutoConfig.from_pretrained(cfg.model_path))
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    machine = report.machine()
+
+    log.info("(a) CrossEncoder.predict over %d queries", len(workload))
+    a_run = runners.run_predict(cfg.model_path, workload, cfg.device)
+
+    server = create_server(_worker_settings(cfg))
+    try:
+        if not server.wait_ready(1800):
+            raise RuntimeError(f"worker failed to load {cfg.model_path}: {server.engine.load_error}")
+        engine = server.engine
+        placement = engine.placement
+        # Lengths as the worker feeds them (query capped, truncated), shared by every mode.
+        lengths = [[e.length for e in engine.encoder.encode(q.query, q.documents)] for q in workload]
+        worker_runs = [runners.run_concurrent(server.address, workload, c) for c in levels]
+        stream_run = runners.run_stream(server.address, workload, cfg.concurrency)
+        info = engine.info()
+    finally:
+        server.stop(1.0)
+
+    peaks = _peaks(placement.device, placement.dtype)
+    flat = [n for per_query in lengths for n in per_query]
+    pairs, tokens, flops = len(flat), int(sum(flat)), float(mfu.total_flops(shape, flat))
+
+    def summary(r: runners.Run, peak_name: str, baseline: float | None) -> dict[str, Any]:
+        return report.summarize(r, pairs, tokens, flops, peaks[peak_name], peaks.get("bf16"), baseline)
+
+    a = summary(a_run, "fp32", None)  # (a) always runs the write-up's default precision, fp32
+    serving = info["dtype"] if cfg.backend == "torch" else "fp32"
+    sweep = [summary(r, serving, a["pairs_per_s"]) for r in worker_runs]
+    by_level = {s["concurrency"]: s for s in sweep}
+    runs = {"a_predict": a, "b_unary": by_level[1], "c_concurrent": by_level[cfg.concurrency],
+            "d_stream": summary(stream_run, serving, a["pairs_per_s"])}
+    worker_best = max([*sweep, runs["d_stream"]], key=lambda s: s["pairs_per_s"])
+    return {
+        "schema": report.SCHEMA,
+        "date": started,
+        "machine": machine | {"load_average_after": os.getloadavg()},
+        "config": asdict(cfg) | {"levels": levels, "serving_dtype": serving, "worker_info": info},
+        "model": {"label": cfg.model_label, "path": cfg.model_path, **asdict(shape),
+                  "mean_flops_per_pair": flops / pairs},
+        "workload": {
+            "queries": len(workload), "pairs": pairs, "tokens": tokens,
+            "languages": {lang: sum(q.language == lang for q in workload) for lang in ("en", "zh")},
+            "tokens_per_pair": {k: float(v) for k, v in zip(
+                ("min", "p50", "mean", "p95", "max"),
+                (np.min(flat), np.median(flat), np.mean(flat), np.percentile(flat, 95), np.max(flat)), strict=True)},
+            "fixed_length": cfg.fixed_length,
+        },
+        "peaks_flops": peaks,
+        "runs": runs,
+        "sweep": sweep,
+        "targets": {
+            "worker_best_vs_a": {"value": worker_best["ratio_vs_a"], "target": 3.0, "run": worker_best["name"],
+                                 "met": worker_best["ratio_vs_a"] >= 3.0},
+            "concurrent_vs_a": {"value": runs["c_concurrent"]["ratio_vs_a"], "target": 2.5,
+                                "p99_ms": runs["c_concurrent"]["p99_ms"],
+                                "met": runs["c_concurrent"]["ratio_vs_a"] >= 2.5},
+            "mfu_vs_bf16_peak": {"value": worker_best["mfu_vs_bf16_peak"], "target": 0.5,
+                                 "met": bool(worker_best["mfu_vs_bf16_peak"] and
+                                             worker_best["mfu_vs_bf16_peak"] >= 0.5)},
+        },
+    }
