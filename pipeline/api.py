@@ -1,0 +1,210 @@
+"""The pipeline from Python: submit jobs, follow them, read their results, search.
+
+Every function takes an optional `settings`; by default the CROSSRANK_* variables decide where
+Redis, Chroma and the workers are. Submitting needs only Redis: files are read here and their
+records travel in the task messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from crossrank.client import CrossrankClient
+from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
+from crossrank.pipeline.documents import Document, LineError, Query, content_id, read_documents, read_queries
+from crossrank.pipeline.jobs import JobStatus, JobStore
+from crossrank.pipeline.search import Hit, TwoStageRetriever
+from crossrank.pipeline.settings import PipelineSettings
+from crossrank.pipeline.store import check_collection_name, open_chroma, open_collection, results_collection_name
+
+# The original write-up's settings: (initial_k, top_k).
+PROFILES = {"realtime": (50, 5), "document": (100, 10), "preview": (20, 3), "deep": (200, 20)}
+DEFAULT_PROFILE = "realtime"
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One ranked passage of a rerank job, as stored in the results collection."""
+
+    job_id: str
+    query_id: str
+    query: str
+    rank: int
+    initial_rank: int
+    score: float
+    doc_id: str
+    passage_id: str
+    text: str
+    model: str
+
+
+def _settings(settings: PipelineSettings | None) -> PipelineSettings:
+    return settings or PipelineSettings.from_env()
+
+
+def _jobs(settings: PipelineSettings) -> JobStore:
+    return JobStore.from_url(settings.redis_url, settings.key_prefix)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _send(settings: PipelineSettings, task: str, job_id: str, chunks: list[list[dict]], options: dict) -> None:
+    with app.connection_for_write(settings.redis_url) as connection:
+        for number, chunk in enumerate(chunks):
+            app.send_task(task, args=(job_id, number, chunk, options), connection=connection)
+
+
+def _line_errors(errors: list[LineError]) -> list[dict]:
+    return [{"line": e.line, "message": e.message} for e in errors]
+
+
+def _as_document(item: Document | dict | str) -> Document:
+    if isinstance(item, Document):
+        return item
+    if isinstance(item, str):
+        return Document(content_id(item), item)
+    return Document(str(item.get("id") or content_id(item["text"])), item["text"], dict(item.get("metadata") or {}))
+
+
+def submit_index(source: str | Path | Iterable[Document | dict | str], collection: str, *, fmt: str | None = None,
+                 passage_chars: int | None = None, passage_overlap: int | None = None,
+                 settings: PipelineSettings | None = None) -> str:
+    """Enqueue an index job for a file (JSONL, CSV, text) or for records; returns the job id at once."""
+    settings = _settings(settings)
+    check_collection_name(collection)
+    if isinstance(source, str | Path):
+        documents, errors = read_documents(source, fmt)
+    else:
+        documents, errors = [_as_document(d) for d in source], []
+    chars = passage_chars or settings.passage_chars
+    overlap = settings.passage_overlap if passage_overlap is None else passage_overlap
+    if not 0 <= overlap < chars:
+        raise ValueError("passage overlap must be at least 0 and below the passage size")
+    # A repeated id would make two chunks race for the same records: the first one wins.
+    unique: dict[str, Document] = {}
+    for d in documents:
+        unique.setdefault(d.id, d)
+    skipped = len(documents) - len(unique)
+    if not unique:
+        raise ValueError(f"no documents to index in {source}" + (f" ({len(errors)} lines could not be read, the "
+                         f"first: {errors[0]})" if errors else ""))
+    chunks = _chunks([asdict(d) for d in unique.values()], settings.index_chunk_size)
+    options = {"collection": collection, "passage_chars": chars, "passage_overlap": overlap}
+    job_id = _jobs(settings).create("index", collection, total=len(unique), chunks=len(chunks), params=options,
+                                    counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
+                                    errors=_line_errors(errors))
+    _send(settings, INDEX_TASK, job_id, chunks, options)
+    return job_id
+
+
+def depths(profile: str | None, initial_k: int | None, top_k: int | None) -> tuple[int, int]:
+    """(initial_k, top_k) from a profile, each overridden by an explicit value."""
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    base_initial, base_top = PROFILES[profile or DEFAULT_PROFILE]
+    initial, top = initial_k or base_initial, top_k or base_top
+    if top > initial:
+        raise ValueError(f"top_k ({top}) cannot be larger than initial_k ({initial})")
+    return initial, top
+
+
+def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection: str, *,
+                  profile: str | None = None, initial_k: int | None = None, top_k: int | None = None,
+                  results_collection: str | None = None, settings: PipelineSettings | None = None) -> str:
+    """Enqueue a rerank job: each query's `initial_k` nearest passages, reranked, `top_k` kept."""
+    settings = _settings(settings)
+    check_collection_name(collection)
+    results_name = check_collection_name(results_collection or results_collection_name(collection))
+    initial, top = depths(profile, initial_k, top_k)
+    if isinstance(queries, str | Path):
+        parsed, errors = read_queries(queries)
+    else:
+        parsed, errors = [q if isinstance(q, Query) else Query(f"q{i}", q) if isinstance(q, str)
+                          else Query(str(q.get("id") or q.get("_id") or f"q{i}"), q["text"])
+                          for i, q in enumerate(queries, 1)], []
+    unique = list({q.id: q for q in reversed(parsed)}.values())[::-1]  # first of each id
+    if not unique:
+        raise ValueError("no queries to rerank" + (f" (first error: {errors[0]})" if errors else ""))
+    chunks = _chunks([{"id": q.id, "text": q.text} for q in unique], settings.rerank_chunk_size)
+    options = {"collection": collection, "results_collection": results_name, "initial_k": initial, "top_k": top,
+               "profile": profile or ""}
+    job_id = _jobs(settings).create("rerank", collection, total=len(unique), chunks=len(chunks), params=options,
+                                    counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
+                                            "skipped": len(parsed) - len(unique)},
+                                    errors=_line_errors(errors))
+    _send(settings, RERANK_TASK, job_id, chunks, options)
+    return job_id
+
+
+def status(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatus:
+    return _jobs(_settings(settings)).get(job_id)
+
+
+def list_jobs(limit: int = 20, *, settings: PipelineSettings | None = None) -> list[JobStatus]:
+    return _jobs(_settings(settings)).list(limit)
+
+
+def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatus:
+    """Stop a queued or running job: chunks not yet started are skipped. Finished jobs are left as they are."""
+    return _jobs(_settings(settings)).cancel(job_id)
+
+
+def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.5,
+         on_progress: Callable[[JobStatus], None] | None = None,
+         settings: PipelineSettings | None = None) -> JobStatus:
+    """Block until the job has finished (done, failed or cancelled); TimeoutError after `timeout` seconds."""
+    jobs = _jobs(_settings(settings))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = jobs.get(job_id)
+        if on_progress is not None:
+            on_progress(job)
+        if job.finished:
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} is still {job.state} ({job.done}/{job.total}) after {timeout}s")
+        time.sleep(poll)
+
+
+def results(job_id: str, *, query_id: str | None = None,
+            settings: PipelineSettings | None = None) -> list[ResultRecord]:
+    """A rerank job's records, ordered by query id and rank."""
+    settings = _settings(settings)
+    job = _jobs(settings).get(job_id)
+    if job.kind != "rerank":
+        raise ValueError(f"job {job_id} is an {job.kind} job; only rerank jobs have results")
+    where: dict = {"job_id": job_id} if query_id is None else {"$and": [{"job_id": job_id}, {"query_id": query_id}]}
+    collection = open_collection(open_chroma(settings), job.params["results_collection"])
+    found = collection.get(where=where, include=["documents", "metadatas"])
+    records = [ResultRecord(job_id=m["job_id"], query_id=m["query_id"], query=m["query"], rank=int(m["rank"]),
+                            initial_rank=int(m["initial_rank"]), score=float(m["score"]), doc_id=m["doc_id"],
+                            passage_id=m["passage_id"], text=text, model=m["model"])
+               for m, text in zip(found["metadatas"], found["documents"], strict=True)]
+    return sorted(records, key=lambda r: (r.query_id, r.rank))
+
+
+def search(query: str, collection: str, *, initial_k: int = 50, top_k: int = 5,
+           settings: PipelineSettings | None = None, client: CrossrankClient | None = None) -> list[Hit]:
+    """Two-stage search, synchronously and without Celery: vector search, then the cross-encoder."""
+    settings = _settings(settings)
+    own = client is None
+    client = client or CrossrankClient(**settings.client_kwargs())
+    try:
+        return TwoStageRetriever(client, open_collection(open_chroma(settings), collection)).search(
+            query, initial_k, top_k)
+    finally:
+        if own:
+            client.close()
+
+
+def summarize(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Records grouped by query id, each group in rank order."""
+    grouped: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        grouped.setdefault(r.query_id, []).append(r)
+    return grouped

@@ -1,0 +1,79 @@
+"""Two-stage retrieval: the collection's nearest passages by embedding, then the cross-encoder.
+
+The original write-up's TwoStageRetriever as a library call. `search_many` is what a rerank job
+runs per chunk: one Embed call for all its queries, one Chroma query, and one `RerankStream`
+carrying every query's candidates, so the worker batches them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from chromadb.api.models.Collection import Collection
+
+from crossrank.client import CrossrankClient, CrossrankError, RerankRequest
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1-based, after reranking
+    initial_rank: int  # 1-based, in the vector search
+    score: float
+    passage_id: str
+    doc_id: str
+    text: str
+    metadata: dict = field(default_factory=dict)
+    embedding: list[float] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    model: str = ""
+    pairs: int = 0
+    error: CrossrankError | None = None  # this query failed; the others did not
+
+
+class TwoStageRetriever:
+    def __init__(self, client: CrossrankClient, collection: Collection):
+        self.client = client
+        self.collection = collection
+
+    def search(self, query: str, initial_k: int = 50, top_k: int = 5) -> list[Hit]:
+        result = self.search_many([query], initial_k, top_k)[0]
+        if result.error is not None:
+            raise result.error
+        return result.hits
+
+    def search_many(self, queries: Sequence[str], initial_k: int, top_k: int,
+                    with_embeddings: bool = False) -> list[SearchResult]:
+        if initial_k < 1 or top_k < 0:
+            raise ValueError("initial_k must be at least 1 and top_k at least 0")
+        if not queries:
+            return []
+        size = self.collection.count()
+        if size == 0:
+            return [SearchResult(q, []) for q in queries]
+        vectors = self.client.embed(list(queries)).embeddings
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
+        found = self.collection.query(query_embeddings=vectors, n_results=min(initial_k, size), include=include)
+        requests = [RerankRequest(query=q, documents=list(found["documents"][i]), request_id=str(i), top_k=top_k)
+                    for i, q in enumerate(queries)]
+        results: list[SearchResult] = [SearchResult(q, []) for q in queries]
+        for response in self.client.stream(r for r in requests if r.documents):
+            i = int(response.request_id)
+            if response.error is not None:
+                results[i] = SearchResult(queries[i], [], error=response.error)
+                continue
+            hits = []
+            for rank, r in enumerate(response.results, 1):
+                metadata = dict(found["metadatas"][i][r.index] or {})
+                embedding = found["embeddings"][i][r.index] if with_embeddings else None
+                hits.append(Hit(rank=rank, initial_rank=r.index + 1, score=r.score,
+                                passage_id=found["ids"][i][r.index], doc_id=str(metadata.get("doc_id", "")),
+                                text=found["documents"][i][r.index], metadata=metadata,
+                                embedding=[float(x) for x in embedding] if embedding is not None else None))
+            results[i] = SearchResult(queries[i], hits, model=response.model, pairs=len(requests[i].documents))
+        return results

@@ -1,0 +1,69 @@
+"""Chroma: an embedded store when one process writes, a `chroma run` server when several do.
+
+Collections are always opened with `embedding_function=None`, and every write carries its own
+embeddings, computed by the worker's `Embed`: Chroma's default embedding function would download a
+model at run time. Writes go in slices of `get_max_batch_size()`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
+
+from crossrank.pipeline.settings import PipelineSettings
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+class CollectionNotFound(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"no Chroma collection {name!r}: index documents into it first (crossrank index FILE "
+                         f"--collection {name})")
+
+
+def check_collection_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"bad collection name {name!r}: 3 to 512 characters from a-z A-Z 0-9 . _ -, starting "
+                         "and ending with a letter or digit")
+    return name
+
+
+def results_collection_name(collection: str) -> str:
+    return f"{collection}-results"
+
+
+def open_chroma(settings: PipelineSettings) -> ClientAPI:
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,
+                                   ssl=url.scheme == "https", settings=chroma_settings)
+    return chromadb.PersistentClient(path=settings.chroma_path, settings=chroma_settings)
+
+
+def open_collection(client: ClientAPI, name: str, create: bool = False) -> Collection:
+    if create:
+        # Cosine distance: the worker's embeddings are normalised, so this ranks like a dot product.
+        return client.get_or_create_collection(check_collection_name(name), embedding_function=None,
+                                               configuration={"hnsw": {"space": "cosine"}})
+    try:
+        return client.get_collection(name, embedding_function=None)
+    except (NotFoundError, ValueError) as exc:
+        raise CollectionNotFound(name) from exc
+
+
+def upsert(collection: Collection, client: ClientAPI, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
+           documents: Sequence[str], metadatas: Sequence[dict]) -> None:
+    """Upsert in slices Chroma accepts; ids are deterministic, so repeating this changes nothing."""
+    step = client.get_max_batch_size()
+    for start in range(0, len(ids), step):
+        end = start + step
+        collection.upsert(ids=list(ids[start:end]), embeddings=[list(e) for e in embeddings[start:end]],
+                          documents=list(documents[start:end]), metadatas=list(metadatas[start:end]))

@@ -1,0 +1,45 @@
+"""`crossrank pipeline worker`: a Celery worker for the index and rerank queues.
+
+The same as `celery -A crossrank.pipeline worker -Q index,rerank`, with crossrank's defaults
+(prefetch 1, late acks) and an optional Prometheus endpoint for the pipeline's metrics.
+"""
+
+from __future__ import annotations
+
+import click
+
+from crossrank.pipeline.celery_app import QUEUES
+
+
+@click.group("pipeline")
+def pipeline() -> None:
+    """Run the bulk pipeline's Celery workers."""
+
+
+@pipeline.command("worker")
+@click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True,
+              help="Comma-separated queues to take tasks from: index, rerank or both.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
+              help="Pool processes [default: the number of CPUs].")
+@click.option("--hostname", "-n", default=None, help="Node name, e.g. pipeline-1@%h.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--metrics-port", envvar="CROSSRANK_PIPELINE_METRICS_PORT", type=int, default=0, show_envvar=True,
+              help="Serve the pipeline's Prometheus metrics on this port; 0 turns it off.")
+def worker(queues, concurrency, hostname, loglevel, metrics_port) -> None:
+    """Take index and rerank tasks from Redis until stopped (SIGTERM finishes the current task)."""
+    from crossrank.pipeline.celery_app import app
+
+    unknown = {q.strip() for q in queues.split(",")} - set(QUEUES)
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(sorted(unknown))}: use index and/or rerank",
+                                 param_hint="--queues")
+    if metrics_port:
+        from crossrank.pipeline.metrics import serve_metrics
+
+        serve_metrics(metrics_port, app.crossrank_settings)
+    argv = ["worker", "--queues", queues, "--loglevel", loglevel, "--prefetch-multiplier", "1"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if hostname:
+        argv += ["--hostname", hostname]
+    app.worker_main(argv)
