@@ -19,3 +19,10 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert f"\n{ci}\n" in README
     assert "pytest" in ci and "torch==2.13.0" in ci
+
+
+def test_every_pipeline_setting_is_in_the_readme():
+    from crossrank.pipeline.settings import PipelineSettings
+
+    for f in dataclasses.fields(PipelineSettings):
+        assert f"`CROSSRANK_{f.name.upper()}`" in README, f.name

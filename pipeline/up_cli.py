@@ -1,0 +1,99 @@
+"""`crossrank up` (the compose topology as local processes, until Ctrl-C) and `crossrank demo`."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFailed
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the stack the way Ctrl-C does, so `kill` leaves no process behind either."""
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stack_options(fn):
+    """Model, device and Redis options shared by `up` and `demo`; each also reads its CROSSRANK_* variable."""
+    for option in reversed([
+        click.option("--model", envvar="CROSSRANK_MODEL", default=None, show_envvar=True,
+                     help="Cross-encoder for the workers (id or path); default: the worker's own."),
+        click.option("--embed-model", envvar="CROSSRANK_EMBED_MODEL", default=None, show_envvar=True,
+                     help="Bi-encoder behind Embed, used for indexing (id or path)."),
+        click.option("--device", envvar="CROSSRANK_DEVICE", default="auto", show_default=True, show_envvar=True,
+                     help="auto, cpu, cuda:N, or cuda to put worker i on cuda:i."),
+        click.option("--redis-url", envvar="CROSSRANK_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
+                     show_envvar=True, help="Used if Redis answers there; else a private redis-server starts."),
+        click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Keep logs and Chroma data here (default: a temporary folder, removed on stop)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _start(stack: LocalStack) -> LocalStack:
+    click.echo(f"starting {stack.workers} worker(s) and {stack.pipeline_workers} pipeline worker(s)...", err=True)
+    try:
+        return stack.start()
+    except ServiceFailed as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="gRPC workers.")
+@click.option("--pipeline-workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Celery workers.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes per Celery worker.")
+@stack_options
+def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis_url, workdir) -> None:
+    """Run Redis, Chroma, gRPC workers and Celery workers as local processes until Ctrl-C."""
+    stack = LocalStack(workers=workers, pipeline_workers=pipeline_workers, model=model, embed_model=embed_model,
+                       device=device, redis_url=redis_url, concurrency=concurrency, workdir=workdir)
+    with sigterm_as_interrupt():
+        try:
+            _start(stack)
+            click.echo("crossrank stack ready; in another shell:\n")
+            for name, value in stack.env.items():
+                if value:
+                    click.echo(f"export {name}={value}")
+            click.echo(f"\nlogs: {stack.workdir / 'logs'}\nCtrl-C stops everything.", err=True)
+            while not (exited := stack.check()):
+                time.sleep(1)
+            raise click.ClickException(f"{', '.join(exited)} exited; stopping the stack (logs were in "
+                                       f"{stack.workdir / 'logs'})")
+        except KeyboardInterrupt:
+            click.echo("stopping...", err=True)
+        finally:
+            stack.stop()
+
+
+@click.command()
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Results per query.")
+@stack_options
+def demo(top_k, model, embed_model, device, redis_url, workdir) -> None:
+    """Start a local stack, index a small Chinese and English corpus, rerank sample queries, print, stop."""
+    from crossrank.pipeline.demo import run_demo
+
+    stack = LocalStack(workers=1, pipeline_workers=1, model=model, embed_model=embed_model, device=device,
+                       redis_url=redis_url, workdir=workdir, embedded_chroma=True)
+    with sigterm_as_interrupt():
+        try:
+            _start(stack)
+            run_demo(stack, top_k=top_k)
+        finally:
+            stack.stop()
