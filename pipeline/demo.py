@@ -57,5 +57,5 @@ def run_demo(stack: LocalStack, top_k: int = 3) -> None:
     for query_id, records in api.summarize(api.results(job_id, settings=settings)).items():
         console.print(ranked_table(f"{query_id}: {records[0].query}",
                                    [(r.rank, r.initial_rank, r.score, r.doc_id, r.text) for r in records]))
-    click.echo(f"\nThe demo stack stops now and removes its data. `crossrank up` keeps a stack running for "
+    click.echo("\nThe demo stack stops now and removes its data. `crossrank up` keeps a stack running for "
                "`crossrank index`, `crossrank jobs` and `crossrank search`.")

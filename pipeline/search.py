@@ -47,8 +47,9 @@ class TwoStageRetriever:
             raise result.error
         return result.hits
 
-    def search_many(self, queries: Sequence[str], initial_k: int, top_k: int,
-                    with_embeddings: bool = False) -> list[SearchResult]:
+    def search_many(self, queries: Sequence[str], initial_k: int, top_k: int, with_embeddings: bool = False,
+                    request_ids: Sequence[str] | None = None) -> list[SearchResult]:
+        """`request_ids` name each query's request in the worker's logs (a job passes `job/query`)."""
         if initial_k < 1 or top_k < 0:
             raise ValueError("initial_k must be at least 1 and top_k at least 0")
         if not queries:
@@ -59,11 +60,13 @@ class TwoStageRetriever:
         vectors = self.client.embed(list(queries)).embeddings
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         found = self.collection.query(query_embeddings=vectors, n_results=min(initial_k, size), include=include)
-        requests = [RerankRequest(query=q, documents=list(found["documents"][i]), request_id=str(i), top_k=top_k)
+        ids = list(request_ids) if request_ids is not None else [str(i) for i in range(len(queries))]
+        requests = [RerankRequest(query=q, documents=list(found["documents"][i]), request_id=ids[i], top_k=top_k)
                     for i, q in enumerate(queries)]
+        position = {request_id: i for i, request_id in enumerate(ids)}
         results: list[SearchResult] = [SearchResult(q, []) for q in queries]
         for response in self.client.stream(r for r in requests if r.documents):
-            i = int(response.request_id)
+            i = position[response.request_id]
             if response.error is not None:
                 results[i] = SearchResult(queries[i], [], error=response.error)
                 continue

@@ -166,7 +166,10 @@ class LocalStack:
             return
         server = shutil.which("redis-server")
         if server is None:
-            raise ServiceFailed(f"no Redis answers at {self.redis_url} and redis-server is not on the PATH")
+            raise ServiceFailed(
+                f"no Redis answers at {self.redis_url} and redis-server is not on the PATH. Start one, e.g. "
+                "`docker run -d -p 6379:6379 redis:7` or `sudo apt install redis-server`, or point "
+                "CROSSRANK_REDIS_URL (--redis-url) at yours.")
         port = free_port(self.host)
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)

@@ -124,7 +124,7 @@ def rerank_chunk(self: Task, job_id: str, chunk: int, queries: list[dict], optio
     try:
         retriever = TwoStageRetriever(r.client, open_collection(r.chroma, options["collection"]))
         found = retriever.search_many([q["text"] for q in queries], options["initial_k"], options["top_k"],
-                                      with_embeddings=True)
+                                      with_embeddings=True, request_ids=[f"{job_id}/{q['id']}" for q in queries])
         records, errors, pairs = [], [], 0
         for query, result in zip(queries, found, strict=True):
             if result.error is not None:
