@@ -86,7 +86,8 @@ class WorkerProcess:
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--model", str(cross_encoder),
                 "--embed-model", str(bi_encoder) if bi_encoder else "none", "--device", "cpu",
                 "--grace-seconds", "1", *extra]
-        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-worker-{self.port}.log", "w+")
+        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-worker-{self.port}.log"
+        self.log = open(log_path, "w+")  # noqa: SIM115 (open for the process's lifetime)
         self.proc = subprocess.Popen(crossrank_command(*args), stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
 

@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+# The gRPC worker (`crossrank serve`). torch's CUDA wheels bring their own CUDA libraries, so the
+# NVIDIA "base" image (CUDA's driver requirements and the container toolkit's variables only) is
+# enough and the multi-GB devel image is never needed. The build stage has pip and python3-venv;
+# the runtime stage gets only the finished virtualenv.
+#
+#   docker build -f docker/worker.Dockerfile -t crossrank-worker .
+#
+# torch 2.13.0 from PyPI is built for CUDA 13.0 and so needs an NVIDIA driver >= 580. For an older
+# driver, take torch from a CUDA 12 index and a matching base image, e.g.
+#   --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 \
+#   --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
+# CPU image (docker-compose.cpu.yml does this):
+#   --build-arg BASE_IMAGE=ubuntu:24.04 --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
+
+FROM ${BASE_IMAGE} AS build
+ARG TORCH_VERSION=2.13.0
+# Empty: PyPI (or whatever pip is configured with).
+ARG TORCH_INDEX=
+ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# torch first, in its own layer: the largest download, and it changes least often.
+RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} "torch==${TORCH_VERSION}"
+COPY pyproject.toml README.md /src/
+COPY protos /src/protos
+COPY client /src/client
+COPY worker /src/worker
+COPY pipeline /src/pipeline
+# torch is already there, so the worker extra keeps this build of it.
+RUN pip install --no-cache-dir "/src[worker]"
+
+FROM ${BASE_IMAGE} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/venv /opt/venv
+COPY docker/grpc_health_check.py /opt/crossrank/grpc_health_check.py
+# HF_HOME is the model cache volume in docker-compose.yml; made here and owned by the user, so a
+# fresh named volume mounted on it is writable.
+RUN useradd --create-home --uid 10001 crossrank && mkdir -p /models && chown crossrank /models
+ENV PATH=/opt/venv/bin:$PATH \
+    HF_HOME=/models \
+    PYTHONUNBUFFERED=1 \
+    TOKENIZERS_PARALLELISM=false
+USER crossrank
+# gRPC, HTTP gateway, Prometheus metrics (each off unless its CROSSRANK_*_PORT is set).
+EXPOSE 50051 8080 9100
+HEALTHCHECK --interval=10s --timeout=5s --start-period=600s --retries=6 \
+    CMD ["python", "/opt/crossrank/grpc_health_check.py"]
+CMD ["crossrank", "serve"]

@@ -1,0 +1,67 @@
+"""Fixtures for the deployment tests: the compose files (merged per way of starting the stack) and
+the CROSSRANK_* names the code reads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+# Appended, not prepended: `import conftest` elsewhere must keep finding tests/conftest.py.
+sys.path.append(str(Path(__file__).parent))
+
+from compose_support import (  # noqa: E402
+    BASE,
+    CONSUMERS,
+    VARIANTS,
+    click_envvars,
+    compose_model,
+    settings_envvars,
+)
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict:
+    """docker-compose.yml alone."""
+    return compose_model(BASE)
+
+
+@pytest.fixture(scope="session", params=sorted(VARIANTS))
+def variant(request) -> tuple[str, dict]:
+    """(name, model) of each way to start the stack, its override files merged in."""
+    return request.param, compose_model(*VARIANTS[request.param])
+
+
+@pytest.fixture(scope="session")
+def known_settings() -> set[str]:
+    """Every CROSSRANK_* name the package reads: the flags' variables of every `crossrank` command
+    (the worker's settings, the client's, the pipeline's) and the fields of the settings objects."""
+    from crossrank.client.cli import main
+
+    ctx = click.Context(main)
+    names = set()
+    for name in main.list_commands(ctx):
+        if name not in CONSUMERS:
+            names |= click_envvars(main.get_command(ctx, name))
+    names |= settings_envvars("crossrank.worker.settings")
+    names |= settings_envvars("crossrank.pipeline.settings")
+    return names
+
+
+@pytest.fixture(scope="session")
+def worker_envvars() -> set[str]:
+    """What `crossrank serve` reads."""
+    from crossrank.worker.cli import serve
+
+    return click_envvars(serve)
+
+
+@pytest.fixture(scope="session")
+def pipeline_envvars() -> set[str]:
+    """What the pipeline's processes read: its settings object (one for workers, CLI and Flower) and
+    the flags of `crossrank pipeline ...`."""
+    from crossrank.pipeline.worker_cli import pipeline
+
+    return settings_envvars("crossrank.pipeline.settings") | click_envvars(pipeline)

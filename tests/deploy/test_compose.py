@@ -1,0 +1,518 @@
+"""docker-compose.yml and its overrides, checked as data against the code they start.
+
+Each way of starting the stack (`variant`: GPU, CPU override, one worker per GPU) is merged the way
+Compose merges `-f` files. The checks: the files parse; each command and healthcheck runs a real
+entry point with options it accepts; the CROSSRANK_* variables are real settings that make valid
+settings objects; healthchecks, volumes, GPU pinning and `--scale pipeline=N` are what the issue
+asks for. If the `docker compose` plugin is installed, `docker compose config` has the last word.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from urllib.parse import urlsplit
+
+import click
+import pytest
+from compose_support import (
+    BASE,
+    COMPOSE_FILES,
+    CPU,
+    GPUS,
+    ROOT,
+    VARIANTS,
+    argv,
+    compose_model,
+    environment,
+    load_compose,
+    resolve_celery,
+    resolve_crossrank,
+    resolved,
+    strings,
+    variables,
+)
+
+SERVICES = {"redis", "chroma", "worker", "pipeline", "flower"}
+CROSSRANK_NAME = re.compile(r"\bCROSSRANK_[A-Z0-9_]+\b")
+# Keys of a service in the Compose Specification that these files may use; a typo is not one.
+SERVICE_KEYS = {
+    "image", "build", "command", "entrypoint", "environment", "env_file", "volumes", "ports", "expose",
+    "deploy", "healthcheck", "depends_on", "restart", "profiles", "networks", "stop_grace_period",
+    "stop_signal", "user", "working_dir", "labels", "logging", "init", "shm_size", "ulimits", "hostname",
+    "container_name", "extends", "pull_policy", "gpus",
+}
+TOP_KEYS = {"name", "services", "volumes", "networks", "configs", "secrets", "include"}
+DURATION = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
+
+
+def services(model: dict) -> dict[str, dict]:
+    return model["services"]
+
+
+def workers(model: dict) -> dict[str, dict]:
+    """The services that run `crossrank serve`."""
+    return {name: s for name, s in services(model).items() if argv(s.get("command", []))[1:2] == ["serve"]}
+
+
+def published(service: dict) -> list[str]:
+    """Host side of each published port: 'ip:port' or 'port'."""
+    out = []
+    for port in service.get("ports", []):
+        parts = str(port).rsplit(":", 1)
+        assert len(parts) == 2, f"{port}: publish with an explicit host port"
+        out.append(parts[0])
+    return out
+
+
+# -- the files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_file_parses_with_known_keys(name):
+    model = load_compose(name)
+    assert isinstance(model, dict) and isinstance(model.get("services"), dict), name
+    assert {k for k in model if not k.startswith("x-")} <= TOP_KEYS, name
+    for service, spec in model["services"].items():
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", service), service
+        unknown = {k for k in spec if not k.startswith("x-")} - SERVICE_KEYS
+        assert not unknown, f"{name}: {service} has unknown keys {unknown}"
+
+
+def test_the_stack_has_its_services(compose):
+    assert set(services(compose)) == SERVICES
+
+
+def test_overrides_add_no_services_but_worker_copies(variant):
+    name, model = variant
+    extra = set(services(model)) - SERVICES
+    assert extra <= set(workers(model)), f"{name}: {extra}"
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_variable_has_a_default(name):
+    """`docker compose config` then works with no .env file; `$$` is a literal dollar."""
+    for text in strings(load_compose(name)):
+        for var, op in variables(text):
+            assert op in (":-", "-"), f"{name}: ${{{var}}} in {text!r} needs a default (${{{var}:-...}})"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+@pytest.mark.parametrize("files", sorted(VARIANTS.values()))
+def test_docker_compose_config_accepts_the_files(files):
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("no `docker compose` plugin")
+    args = [a for f in files for a in ("-f", str(ROOT / f))]
+    result = subprocess.run(["docker", "compose", *args, "--profile", "monitoring", "config", "--quiet"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+# -- commands are the package's entry points ---------------------------------------------------
+
+
+def check_command(args: list[str]) -> None:
+    """A container's argv runs something real, with options that parse."""
+    program = args[0]
+    if program == "crossrank":
+        resolve_crossrank(args[1:])
+    elif program == "celery":
+        if "flower" in args and importlib.util.find_spec("flower") is None:
+            return  # installed in the pipeline image only (test_dockerfiles checks that)
+        resolve_celery(args[1:])
+    elif program == "chroma":
+        chroma = shutil.which("chroma", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+        assert chroma, "chromadb's `chroma` command is missing"
+        help_text = subprocess.run([chroma, *args[1:2], "--help"], capture_output=True, text=True).stdout
+        for flag in (a for a in args[2:] if a.startswith("--")):
+            assert flag in help_text, f"`chroma {args[1]}` has no {flag}"
+    elif program == "python":
+        if args[1] == "-c":
+            compile(args[2], "<healthcheck>", "exec")
+        else:
+            assert args[1] == "/opt/crossrank/grpc_health_check.py", args  # test_dockerfiles checks it is copied
+    elif program in ("redis-server", "redis-cli"):
+        pass  # the official redis image's own programs
+    else:
+        pytest.fail(f"unexpected program {program!r} in {args}")
+
+
+def test_commands_and_healthchecks_are_real_entry_points(variant):
+    name, model = variant
+    for service_name, service in services(model).items():
+        service = resolved(service)
+        for command in (service.get("command"), service["healthcheck"]["test"]):
+            if command:
+                try:
+                    check_command(argv(command))
+                except click.UsageError as exc:
+                    pytest.fail(f"{name}: {service_name}: {command}: {exc.format_message()}")
+
+
+def test_redis_and_worker_commands_need_their_images(compose):
+    assert services(compose)["redis"]["image"].startswith("redis:")
+    for name in ("chroma", "pipeline", "flower"):
+        assert services(compose)[name]["build"]["dockerfile"] == "docker/pipeline.Dockerfile", name
+    assert services(compose)["worker"]["build"]["dockerfile"] == "docker/worker.Dockerfile"
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_every_crossrank_name_is_a_real_setting(known_settings):
+    """Keys, values and `${CROSSRANK_...}` interpolations, in every compose file and in the health check."""
+    used = {n for name in COMPOSE_FILES for text in strings(load_compose(name)) for n in CROSSRANK_NAME.findall(text)}
+    used |= set(CROSSRANK_NAME.findall((ROOT / "docker" / "grpc_health_check.py").read_text()))
+    assert used, "no CROSSRANK_* name found: the pattern is wrong"
+    assert used <= known_settings, sorted(used - known_settings)
+
+
+def test_each_service_sets_only_what_it_reads(variant, worker_envvars, pipeline_envvars):
+    name, model = variant
+    for service_name, service in services(model).items():
+        names = {k for k in environment(service) if k.startswith("CROSSRANK_")}
+        if service_name in workers(model):
+            assert names <= worker_envvars, (name, service_name, names - worker_envvars)
+        elif service_name in ("pipeline", "flower"):
+            assert names <= pipeline_envvars, (name, service_name, names - pipeline_envvars)
+        else:
+            assert not names, (name, service_name, names)
+
+
+def test_worker_environments_make_valid_settings(variant, monkeypatch):
+    """Each worker's environment, read by `crossrank serve`'s own options, validates."""
+    from crossrank.worker.cli import serve
+    from crossrank.worker.settings import WorkerSettings
+
+    name, model = variant
+    for service_name, service in workers(model).items():
+        with monkeypatch.context() as m:
+            for key in [k for k in os.environ if k.startswith("CROSSRANK_")]:
+                m.delenv(key)
+            for key, value in environment(resolved(service)).items():
+                m.setenv(key, value)
+            ctx = serve.make_context("serve", [])
+        values = dict(ctx.params)
+        assert values.pop("json_logs") is True, "JSON logs for the container's log driver"
+        settings = WorkerSettings(**values).validate()
+        assert (settings.port, settings.host) == (50051, "0.0.0.0"), (name, service_name)
+        assert settings.http_port and settings.metrics_port, (name, service_name)
+        assert settings.device == ("cpu" if name == "cpu" else "cuda:0"), (name, service_name)
+
+
+def test_pipeline_environment_makes_valid_settings(variant):
+    from crossrank.pipeline.settings import PipelineSettings
+
+    name, model = variant
+    for service_name in ("pipeline", "flower"):
+        env = environment(resolved(services(model)[service_name]))
+        settings = PipelineSettings.from_env(env)
+        # Several writers: the Chroma server, never an embedded folder in each container.
+        assert settings.chroma_url, (name, service_name)
+        chroma = urlsplit(settings.chroma_url)
+        chroma_argv = argv(services(model)["chroma"]["command"])
+        assert chroma.hostname == "chroma" and str(chroma.port) == chroma_argv[chroma_argv.index("--port") + 1]
+        redis = urlsplit(settings.redis_url)
+        assert (redis.hostname, redis.port) == ("redis", 6379), settings.redis_url
+        assert settings.worker_target.startswith("dns:///"), settings.worker_target
+
+
+def test_the_host_s_settings_do_not_leak_into_the_containers(variant):
+    """CROSSRANK_* variables exported for the host's CLI and `crossrank up` hold host addresses and
+    paths (localhost, ../shared/models/...): a container's value must never be read from them.
+    Only the auth token is one value on both sides."""
+    name, model = variant
+    for service_name, service in services(model).items():
+        for key, value in environment(service).items():
+            leaked = {var for var, _ in variables(value) if var.startswith("CROSSRANK_")} - {"CROSSRANK_AUTH_TOKEN"}
+            assert not leaked, f"{name}: {service_name}: {key} is read from {leaked}"
+
+
+# -- redis, chroma: state on volumes -----------------------------------------------------------
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """Named volume -> path in the container."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = (volume["source"], volume["target"]) if isinstance(volume, dict) else volume.split(":")[:2]
+        out[source] = target
+    return out
+
+
+def test_named_volumes_are_declared_and_used(variant):
+    name, model = variant
+    declared = set(model.get("volumes") or {})
+    used = {source for s in services(model).values() for source in mounts(s)}
+    assert used == declared, (name, used ^ declared)
+    assert all(not source.startswith((".", "/")) for source in used), "named volumes, not bind mounts"
+
+
+def test_redis_persists_an_append_only_file_on_a_volume(compose):
+    redis = services(compose)["redis"]
+    args = argv(redis["command"])
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert "/data" in mounts(redis).values()  # the official image's working directory
+
+
+def test_chroma_serves_its_data_from_a_volume(compose):
+    chroma = services(compose)["chroma"]
+    args = argv(chroma["command"])
+    assert args[:2] == ["chroma", "run"]
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    assert args[args.index("--path") + 1] in mounts(chroma).values()
+
+
+# -- the worker ---------------------------------------------------------------------------------
+
+
+def gpu_devices(service: dict) -> list[dict]:
+    return service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+
+
+def test_each_gpu_worker_is_pinned_to_one_gpu(variant):
+    name, model = variant
+    if name == "cpu":
+        assert not any(gpu_devices(s) for s in services(model).values())
+        return
+    taken = []
+    for service_name, service in workers(resolved(model)).items():
+        (device,) = gpu_devices(service)
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"], service_name
+        assert ("device_ids" in device) != ("count" in device), "device_ids or count, not both"
+        ids = device.get("device_ids") or []
+        assert len(ids) == 1 or device.get("count") == 1, f"{service_name}: one process serves one device"
+        taken += ids
+        env = environment(service)
+        # The container sees its one GPU as device 0, whichever it is on the host.
+        assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["CROSSRANK_DEVICE"] == "cuda:0", service_name
+    assert len(taken) == len(set(taken)), f"{name}: two workers on one GPU: {taken}"
+
+
+def test_the_worker_gpu_is_chosen_with_one_variable(compose):
+    worker = services(resolved(compose, {"WORKER_GPU": "3"}))["worker"]
+    assert gpu_devices(worker)[0]["device_ids"] == ["3"]
+
+
+def test_workers_cache_models_on_a_shared_volume(variant):
+    name, model = variant
+    caches = set()
+    for service in workers(model).values():
+        home = environment(service)["HF_HOME"]
+        caches |= {source for source, target in mounts(service).items() if target == home}
+    assert len(caches) == 1, f"{name}: one model cache for every worker, got {caches}"
+
+
+def test_gpu_workers_are_the_same_but_for_their_gpu_and_ports(variant):
+    name, model = variant
+    found = list(workers(model).values())
+    for other in found[1:]:
+        assert environment(other) == environment(found[0]), name
+        for key in ("image", "build", "command", "volumes", "healthcheck", "restart", "stop_grace_period"):
+            assert other.get(key) == found[0].get(key), (name, key)
+
+
+# -- the pipeline: stateless and scalable --------------------------------------------------------
+
+
+def test_pipeline_can_be_scaled(variant):
+    """`--scale pipeline=N` needs no fixed container name, host port or node name."""
+    name, model = variant
+    pipeline = services(model)["pipeline"]
+    assert not {"container_name", "ports", "hostname"} & set(pipeline), name
+    args = argv(pipeline["command"])
+    for flag in ("--hostname", "-n"):
+        if flag in args:
+            assert "%h" in args[args.index(flag) + 1], "a node name must differ per replica (%h)"
+    assert not mounts(pipeline), "stateless: no volumes"
+    assert "replicas" not in pipeline.get("deploy", {}), "replicas would fight --scale"
+
+
+def test_pipeline_reaches_every_worker_through_one_balanced_name(variant):
+    name, model = variant
+    target = environment(resolved(services(model)["pipeline"]))["CROSSRANK_WORKER_TARGET"]
+    host, port = target.removeprefix("dns:///").rsplit(":", 1)
+    for service_name, service in workers(model).items():
+        names = {service_name, *(service.get("networks", {}).get("default", {}) or {}).get("aliases", [])}
+        assert host in names, f"{name}: {service_name} does not answer to {host}"
+        assert environment(service)["CROSSRANK_PORT"] == port, service_name
+
+
+def test_pipeline_healthcheck_pings_its_own_node(compose):
+    """`inspect ping` without -d passes if any node answers; each replica must answer for itself,
+    under Celery's default node name celery@<container hostname>."""
+    args = argv(resolved(services(compose)["pipeline"]["healthcheck"]["test"]))
+    assert args[args.index("-d") + 1] == "celery@$HOSTNAME"
+    assert not {"--hostname", "-n"} & set(argv(services(compose)["pipeline"]["command"]))
+
+
+def test_pipeline_starts_once_its_dependencies_are_healthy(variant):
+    name, model = variant
+    depends = services(model)["pipeline"]["depends_on"]
+    assert {"redis", "chroma", *workers(model)} <= set(depends), name
+
+
+def test_pipeline_takes_tasks_from_the_app_s_queues(compose):
+    from crossrank.pipeline.celery_app import QUEUES
+
+    args = argv(services(compose)["pipeline"]["command"])
+    queues = args[args.index("--queues") + 1].split(",")
+    assert sorted(queues) == sorted(QUEUES), "every queue needs a consumer, or its jobs wait forever"
+
+
+def test_pipeline_serves_metrics_inside_the_network(compose):
+    args = argv(services(compose)["pipeline"]["command"])
+    assert int(args[args.index("--metrics-port") + 1]) > 0
+
+
+# -- healthchecks, dependencies, ports, profiles -----------------------------------------------
+
+
+def test_every_service_has_a_healthcheck(variant):
+    name, model = variant
+    for service_name, service in services(model).items():
+        check = service.get("healthcheck")
+        assert check and not check.get("disable"), f"{name}: {service_name} has no healthcheck"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), service_name
+        for key in ("interval", "timeout", "start_period"):
+            if key in check:
+                assert DURATION.match(str(check[key])), (service_name, key, check[key])
+    # Workers load (and first download) a model before they turn SERVING.
+    for service_name, service in workers(model).items():
+        assert service["healthcheck"].get("start_period"), service_name
+
+
+def test_dependencies_exist_and_can_become_healthy(variant):
+    name, model = variant
+    for service_name, service in services(model).items():
+        for dep, spec in (service.get("depends_on") or {}).items():
+            assert dep in services(model), (name, service_name, dep)
+            if spec.get("condition") == "service_healthy":
+                assert "healthcheck" in services(model)[dep], (service_name, dep)
+
+
+def test_host_ports_do_not_clash(variant):
+    name, model = variant
+    ports = [p for s in services(resolved(model)).values() for p in published(s)]
+    assert len(ports) == len(set(ports)), f"{name}: {ports}"
+
+
+def test_unauthenticated_services_publish_on_loopback_only(compose):
+    for name in ("redis", "chroma", "flower"):
+        for host in published(services(resolved(compose))[name]):
+            assert host.startswith("127.0.0.1:"), (name, host)
+
+
+def test_flower_is_optional(compose):
+    for name, service in services(compose).items():
+        assert bool(service.get("profiles")) == (name == "flower"), name
+    assert services(compose)["flower"]["profiles"] == ["monitoring"]
+
+
+# -- the overrides -----------------------------------------------------------------------------
+
+
+def test_cpu_override_drops_the_gpu():
+    base, cpu = compose_model(BASE), compose_model(BASE, CPU)
+    worker = services(cpu)["worker"]
+    assert "deploy" not in worker, "the GPU reservation would stop the container without the NVIDIA runtime"
+    assert environment(worker)["CROSSRANK_DEVICE"] == "cpu"
+    assert environment(worker)["CUDA_VISIBLE_DEVICES"] == ""
+    args = worker["build"]["args"]
+    assert not args["BASE_IMAGE"].startswith("nvidia/"), args
+    assert args["TORCH_INDEX"].endswith("/cpu"), args
+    assert resolved(worker)["image"] != resolved(services(base)["worker"])["image"], "its own image tag"
+    # Only the worker changes.
+    assert {n: s for n, s in services(cpu).items() if n != "worker"} == \
+        {n: s for n, s in services(base).items() if n != "worker"}
+
+
+def test_the_reset_tag_is_compose_s():
+    """`deploy: !reset {}`, and nothing else Compose would not understand."""
+    text = (ROOT / CPU).read_text()
+    assert re.findall(r":\s*(!\w+)", text) == ["!reset"]
+
+
+def test_gpus_override_adds_one_worker_per_gpu():
+    model = compose_model(BASE, GPUS)
+    assert set(workers(model)) == {"worker", "worker-1"}
+    assert "worker-1" in services(model)["pipeline"]["depends_on"]
+
+
+# -- the pipeline's command and healthcheck, run for real ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory):
+    """A throwaway redis-server on a free port: the healthcheck test's broker, shared with nothing."""
+    import redis
+    from conftest import free_port
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server on the PATH")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path_factory.mktemp("redis"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            try:
+                with redis.Redis.from_url(url, socket_connect_timeout=0.2) as client:
+                    client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def healthcheck(test: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    assert test[0] == "CMD-SHELL"
+    return subprocess.run(["sh", "-c", test[1]], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_pipeline_command_and_healthcheck_work_together(compose, private_redis, tmp_path):
+    """compose's pipeline command starts a Celery node, its metrics answer, and the healthcheck
+    passes for that node (named after the host, as in a container) and fails for any other."""
+    from conftest import free_port
+
+    metrics_port = free_port()
+    service = resolved(services(compose)["pipeline"], {"PIPELINE_CONCURRENCY": "1"})
+    args = argv(service["command"])
+    args[args.index("--metrics-port") + 1] = str(metrics_port)  # 9100 may be taken on this machine
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSRANK_")}
+    env.update(environment(service), CROSSRANK_REDIS_URL=private_redis,
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+    log_path = tmp_path / "pipeline.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "crossrank.client", *args[1:]], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        own = {**env, "HOSTNAME": socket.gethostname()}
+        deadline = time.monotonic() + 90
+        while (result := healthcheck(service["healthcheck"]["test"], own)).returncode != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text() + result.stderr
+        assert "pong" in result.stdout
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            assert "crossrank_pipeline_jobs" in response.read().decode()
+        other = healthcheck(service["healthcheck"]["test"], {**env, "HOSTNAME": "another-container"})
+        assert other.returncode != 0, other.stdout
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
