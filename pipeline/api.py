@@ -14,11 +14,25 @@ from pathlib import Path
 
 from crossrank.client import CrossrankClient
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
-from crossrank.pipeline.documents import Document, LineError, Query, content_id, read_documents, read_queries
+from crossrank.pipeline.documents import (
+    Document,
+    LineError,
+    Query,
+    content_id,
+    document_from,
+    read_documents,
+    read_queries,
+)
 from crossrank.pipeline.jobs import JobStatus, JobStore
 from crossrank.pipeline.search import Hit, TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
-from crossrank.pipeline.store import check_collection_name, open_chroma, open_collection, results_collection_name
+from crossrank.pipeline.store import (
+    CollectionNotFound,
+    check_collection_name,
+    open_chroma,
+    open_collection,
+    results_collection_name,
+)
 
 # The original write-up's settings: (initial_k, top_k).
 PROFILES = {"realtime": (50, 5), "document": (100, 10), "preview": (20, 3), "deep": (200, 20)}
@@ -68,7 +82,7 @@ def _as_document(item: Document | dict | str) -> Document:
         return item
     if isinstance(item, str):
         return Document(content_id(item), item)
-    return Document(str(item.get("id") or content_id(item["text"])), item["text"], dict(item.get("metadata") or {}))
+    return document_from(item)
 
 
 def submit_index(source: str | Path | Iterable[Document | dict | str], collection: str, *, fmt: str | None = None,
@@ -83,6 +97,8 @@ def submit_index(source: str | Path | Iterable[Document | dict | str], collectio
         documents, errors = [_as_document(d) for d in source], []
     chars = passage_chars or settings.passage_chars
     overlap = settings.passage_overlap if passage_overlap is None else passage_overlap
+    if passage_overlap is None and overlap >= chars:  # so that a small --passage-chars alone works
+        overlap = chars // 5
     if not 0 <= overlap < chars:
         raise ValueError("passage overlap must be at least 0 and below the passage size")
     # A repeated id would make two chunks race for the same records: the first one wins.
@@ -127,7 +143,10 @@ def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection
         parsed, errors = [q if isinstance(q, Query) else Query(f"q{i}", q) if isinstance(q, str)
                           else Query(str(q.get("id") or q.get("_id") or f"q{i}"), q["text"])
                           for i, q in enumerate(queries, 1)], []
-    unique = list({q.id: q for q in reversed(parsed)}.values())[::-1]  # first of each id
+    first: dict[str, Query] = {}
+    for q in parsed:
+        first.setdefault(q.id, q)  # the first of each id, in file order
+    unique = list(first.values())
     if not unique:
         raise ValueError("no queries to rerank" + (f" (first error: {errors[0]})" if errors else ""))
     chunks = _chunks([{"id": q.id, "text": q.text} for q in unique], settings.rerank_chunk_size)
@@ -179,7 +198,10 @@ def results(job_id: str, *, query_id: str | None = None,
     if job.kind != "rerank":
         raise ValueError(f"job {job_id} is an {job.kind} job; only rerank jobs have results")
     where: dict = {"job_id": job_id} if query_id is None else {"$and": [{"job_id": job_id}, {"query_id": query_id}]}
-    collection = open_collection(open_chroma(settings), job.params["results_collection"])
+    try:
+        collection = open_collection(open_chroma(settings), job.params["results_collection"])
+    except CollectionNotFound:  # nothing written yet: still queued, or every chunk failed
+        return []
     found = collection.get(where=where, include=["documents", "metadatas"])
     records = [ResultRecord(job_id=m["job_id"], query_id=m["query_id"], query=m["query"], rank=int(m["rank"]),
                             initial_rank=int(m["initial_rank"]), score=float(m["score"]), doc_id=m["doc_id"],

@@ -27,6 +27,10 @@ def create_app(settings: PipelineSettings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Embedded Chroma takes one writing process: pool processes writing the same folder each keep
+        # their own copy of the vector index, so queries miss passages and the store breaks. A server
+        # (CROSSRANK_CHROMA_URL) takes any number; None is Celery's default, one per CPU.
+        worker_concurrency=None if settings.chroma_url else 1,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

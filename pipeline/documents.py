@@ -73,9 +73,15 @@ def _record(fields: dict, line: int) -> Document:
     return Document(doc_id, text, metadata)
 
 
+def document_from(fields: dict) -> Document:
+    """A record given in Python (`id` or `_id`, `text`, `metadata`, `title`), checked like a line of a file."""
+    return _record(fields, 0)
+
+
 def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[LineError]]:
     rows, errors = [], []
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a byte order mark (Excel, Windows editors) is not part of the first line.
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -93,7 +99,7 @@ def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[LineError]]:
 
 def _read_csv(path: Path) -> tuple[list[tuple[int, dict]], list[LineError]]:
     rows, errors = [], []
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "text" not in reader.fieldnames:
             raise ValueError(f"{path}: a CSV file needs a header row with a 'text' column")
@@ -110,7 +116,7 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, dict]], list[LineError]]:
 
 
 def _read_txt(path: Path) -> tuple[list[tuple[int, dict]], list[LineError]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         return [(n, {"text": line.rstrip("\n")}) for n, line in enumerate(f, 1) if line.strip()], []
 
 

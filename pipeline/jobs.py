@@ -101,16 +101,15 @@ class JobStatus:
             return 0.0
         return max((self.finished_at or time.time()) - self.started_at, 0.0)
 
-    def rate(self, count: str | None = None) -> float:
-        """Items per second of running time: documents or queries by default, or a named count."""
-        amount = self.done if count is None else self.counts.get(count, 0)
-        return amount / self.elapsed if self.elapsed > 0 else 0.0
+    def rate(self, count: str) -> float:
+        """A count per second of running time; failed items are not throughput."""
+        return self.counts.get(count, 0) / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def throughput(self) -> dict[str, float]:
         if self.kind == "index":
-            return {"documents_per_s": self.rate(), "passages_per_s": self.rate("passages")}
-        return {"queries_per_s": self.rate(), "pairs_per_s": self.rate("pairs")}
+            return {"documents_per_s": self.rate("indexed"), "passages_per_s": self.rate("passages")}
+        return {"queries_per_s": self.rate("queries"), "pairs_per_s": self.rate("pairs")}
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "state": self.state, "collection": self.collection,

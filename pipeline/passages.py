@@ -43,4 +43,6 @@ def split_passages(doc_id: str, text: str, size: int, overlap: int) -> list[Pass
         if end >= len(text):
             break
         start = max(end - overlap, start + 1)
-    return [Passage(f"{doc_id}#{n}", doc_id, n, text[a:b].strip()) for n, (a, b) in enumerate(spans)]
+    # A window inside a long run of whitespace holds nothing: it is not a passage.
+    texts = [t for t in (text[a:b].strip() for a, b in spans) if t]
+    return [Passage(f"{doc_id}#{n}", doc_id, n, t) for n, t in enumerate(texts)]

@@ -49,6 +49,7 @@ def job_table(job: JobStatus) -> Table:
 
 def jobs_table(jobs: Sequence[JobStatus]) -> Table:
     table = Table("job", "kind", "state", "collection", "progress", "errors", "created")
+    table.columns[0].no_wrap = True  # ids are copied from here
     for job in jobs:
         table.add_row(job.id, job.kind, job.state, job.collection, f"{job.done}/{job.total}", str(job.error_count),
                       _when(job.created_at))

@@ -65,7 +65,7 @@ class TwoStageRetriever:
                     for i, q in enumerate(queries)]
         position = {request_id: i for i, request_id in enumerate(ids)}
         results: list[SearchResult] = [SearchResult(q, []) for q in queries]
-        for response in self.client.stream(r for r in requests if r.documents):
+        for response in self.client.stream((r for r in requests if r.documents), timeout=self.client.timeout):
             i = position[response.request_id]
             if response.error is not None:
                 results[i] = SearchResult(queries[i], [], error=response.error)

@@ -32,7 +32,8 @@ class PipelineSettings:
     auth_token: str = setting("", "Bearer token the gRPC workers require, if any.", secret=True)
     tls_ca: str = setting("", "PEM CA certificate: call the workers over TLS.")
     timeout: float = setting(120.0, "Deadline per worker call in seconds, retries on UNAVAILABLE included.")
-    key_prefix: str = setting("crossrank", "Prefix of the job-state keys in Redis.")
+    key_prefix: str = setting("crossrank", "Prefix of the job-state keys in Redis. Celery's queues are not "
+                                           "prefixed: separate pipelines need separate Redis dbs.")
     index_chunk_size: int = setting(64, "Documents per index task.")
     rerank_chunk_size: int = setting(8, "Queries per rerank task.")
     embed_batch_size: int = setting(64, "Texts per Embed call.")

@@ -20,7 +20,7 @@ def pipeline() -> None:
 @click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True,
               help="Comma-separated queues to take tasks from: index, rerank or both.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Pool processes [default: the number of CPUs].")
+              help="Pool processes [default: 1 with embedded Chroma, else the number of CPUs].")
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. pipeline-1@%h.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--metrics-port", envvar="CROSSRANK_PIPELINE_METRICS_PORT", type=int, default=0, show_envvar=True,
@@ -33,6 +33,9 @@ def worker(queues, concurrency, hostname, loglevel, metrics_port) -> None:
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {', '.join(sorted(unknown))}: use index and/or rerank",
                                  param_hint="--queues")
+    if concurrency and concurrency > 1 and not app.crossrank_settings.chroma_url:
+        raise click.BadParameter("embedded Chroma (CROSSRANK_CHROMA_PATH) takes one writing process; set "
+                                 "CROSSRANK_CHROMA_URL to a `chroma run` server for more", param_hint="--concurrency")
     if metrics_port:
         from crossrank.pipeline.metrics import serve_metrics
 

@@ -1,0 +1,255 @@
+"""The pipeline's real parts as processes (Celery workers, `chroma run`), and helpers the tests share.
+
+Every Celery worker here consumes the same `index` and `rerank` queues of Redis db 11, so at most
+one runs at a time: each is module-scoped (or started inside one test), and db 11 is flushed
+before it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import SHARED, crossrank_command, free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/11"
+MSMARCO = SHARED / "data" / "agentset-msmarco"
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL, decode_responses=True)
+
+
+def flush_db() -> None:
+    """Nothing left in db 11 from an earlier module: no queued tasks, no jobs."""
+    client = redis_client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without any CROSSRANK_* variable, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSRANK_")}
+    # COLUMNS: rich tables as wide as a terminal, not cut at 80 columns when piped.
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", COLUMNS="200")
+    env.update(overrides)
+    return env
+
+
+def settings_for(env: dict[str, str]):
+    """The PipelineSettings that a process started with `env` reads."""
+    from crossrank.pipeline.settings import PipelineSettings
+
+    return PipelineSettings.from_env(env)
+
+
+class CeleryWorker:
+    """A pipeline Celery worker process, started the way an operator starts one.
+
+    entry="crossrank": `crossrank pipeline worker`; entry="celery": `celery -A crossrank.pipeline worker`.
+    concurrency=None leaves the number of pool processes to the pipeline's default.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, entry: str = "crossrank",
+                 queues: str = "index,rerank", concurrency: int | None = 1):
+        from celery.utils.nodenames import host_format
+
+        name = f"pytest-{uuid.uuid4().hex[:8]}@%h"
+        self.node = host_format(name)
+        self.env = env
+        pool = ["--concurrency", str(concurrency)] if concurrency else []
+        if entry == "crossrank":
+            argv = crossrank_command("pipeline", "worker", *pool, "--hostname", name, "--queues", queues)
+        elif entry == "celery":
+            argv = [sys.executable, "-m", "celery", "-A", "crossrank.pipeline", "worker", *pool,
+                    "--hostname", name, "-Q", queues, "--loglevel", "INFO"]
+        else:
+            raise ValueError(entry)
+        self.log_path = log_path
+        self.log = open(log_path, "w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
+        # Its own process group, so that stopping it also reaches its pool processes.
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        from crossrank.pipeline.celery_app import create_app
+
+        app = create_app(settings_for(self.env))
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, f"celery worker exited:\n{self.output()}"
+                if app.control.ping(destination=[self.node], timeout=0.5):
+                    return
+                time.sleep(0.2)
+        finally:
+            app.close()
+        raise TimeoutError(f"celery worker {self.node} did not answer a ping in {timeout}s:\n{self.output()}")
+
+    def pool_size(self) -> int:
+        """How many pool processes the running worker has, as it reports itself."""
+        from crossrank.pipeline.celery_app import create_app
+
+        app = create_app(settings_for(self.env))
+        try:
+            stats = app.control.inspect([self.node], timeout=5).stats()
+        finally:
+            app.close()
+        assert stats and self.node in stats, f"no stats from {self.node}"
+        return stats[self.node]["pool"]["max-concurrency"]
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # warm shutdown: a running task finishes first
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group this worker leads
+        self.proc.wait()
+        self.log.close()
+
+
+def start_celery(env: dict[str, str], log_dir: Path, **kwargs) -> CeleryWorker:
+    worker = CeleryWorker(env, log_dir / f"celery-{uuid.uuid4().hex[:6]}.log", **kwargs)
+    try:
+        worker.wait_ready()
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
+class ChromaServer:
+    """`chroma run --path DIR --port FREE` on 127.0.0.1."""
+
+    def __init__(self, path: Path, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        chroma = Path(sys.executable).parent / "chroma"
+        self.log = open(log_path, "w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1",
+                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "chroma run exited"
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"chroma run on port {self.port} not ready after {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@dataclass
+class Pipeline:
+    """One pipeline's processes share `env`; the test process reaches the same parts through `settings`."""
+
+    env: dict[str, str]
+    celery: CeleryWorker | None = None
+    metrics_url: str = ""  # the Celery worker's --metrics-port, when it has one
+
+    @property
+    def settings(self):
+        return settings_for(self.env)
+
+    def cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        return subprocess.run(crossrank_command(*args), capture_output=True, text=True, timeout=timeout,
+                              env=self.env)
+
+    def cli_json(self, *args: str, timeout: float = 240):
+        result = self.cli(*args, "--json", timeout=timeout)
+        assert result.returncode == 0, f"crossrank {' '.join(args)} exited {result.returncode}:\n" \
+                                       f"{result.stdout}\n{result.stderr}"
+        return json.loads(result.stdout)
+
+    def jobs(self):
+        from crossrank.pipeline.jobs import JobStore
+
+        return JobStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+
+    def chroma(self):
+        from crossrank.pipeline.store import open_chroma
+
+        return open_chroma(self.settings)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"{what}: not reached in {timeout}s")
+
+
+def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# A small bilingual corpus: short documents, and long ones that split into several passages.
+CORPUS = [
+    {"id": "rag-zh", "text": "RAG是检索增强生成技术，结合检索和生成模型。", "metadata": {"lang": "zh"}},
+    {"id": "vector-zh", "text": "向量数据库用于存储和检索高维向量。", "metadata": {"lang": "zh"}},
+    {"id": "llm-zh", "text": "大语言模型可以生成自然语言文本。", "metadata": {"lang": "zh"}},
+    {"id": "beijing-zh", "text": "北京是中国的首都。", "metadata": {"lang": "zh"}},
+    {"id": "rag-long-zh", "text": "RAG技术可以提升问答系统的准确性。" * 12, "metadata": {"lang": "zh"}},
+    {"id": "rag-en", "text": "retrieval augmented generation combines search with a language model",
+     "metadata": {"lang": "en", "source": {"kind": "wiki"}}},
+    {"id": "paris-en", "text": "paris is the capital of france", "metadata": {"lang": "en"}},
+    {"id": "vector-en", "text": "a vector database stores embeddings for search", "metadata": {"lang": "en"}},
+    {"id": "market-en", "text": "the stock market fell on monday", "metadata": {"lang": "en"}},
+    {"id": "flu-en", "text": "how to treat a cold or the flu: rest, fluids and time", "metadata": {"lang": "en"}},
+    {"id": "long-en", "text": " ".join(["the weather in berlin germany is cold in the winter and warm in summer."] * 8),
+     "metadata": {"lang": "en"}},
+    {"text": "a document without an id gets one from its text"},
+]
+QUERIES = ["什么是RAG技术？", "what is retrieval augmented generation", "capital city of france",
+           "北京", "how do i treat the flu", "vector search database"]
+
+
+def send_chunks(settings, task: str, job_id: str, chunks: Sequence[tuple[int, list[dict]]], options: dict) -> None:
+    """Put task messages on the queue as the API does; a chunk listed twice is delivered twice."""
+    from crossrank.pipeline.celery_app import app
+
+    with app.connection_for_write(settings.redis_url) as connection:
+        for number, items in chunks:
+            app.send_task(task, args=(job_id, number, items, options), connection=connection)
