@@ -35,7 +35,9 @@ class PipelineSettings:
     key_prefix: str = setting("crossrank", "Prefix of the job-state keys in Redis. Celery's queues are not "
                                            "prefixed: separate pipelines need separate Redis dbs.")
     index_chunk_size: int = setting(64, "Documents per index task.")
-    rerank_chunk_size: int = setting(8, "Queries per rerank task.")
+    rerank_chunk_size: int = setting(
+        0, "Queries per rerank task; 0 = auto: about 1024 candidate pairs per task (20 queries at initial_k 50). "
+        "Small tasks leave the worker idle between them (docs/benchmarks.md).")
     embed_batch_size: int = setting(64, "Texts per Embed call.")
     passage_chars: int = setting(1000, "Characters per passage; longer documents are split.")
     passage_overlap: int = setting(200, "Characters shared by consecutive passages of one document.")
@@ -64,7 +66,9 @@ class PipelineSettings:
             raise SettingsError(f"CROSSRANK_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
         if self.chroma_url and not self.chroma_url.startswith(("http://", "https://")):
             raise SettingsError(f"CROSSRANK_CHROMA_URL must be an http(s):// URL, not {self.chroma_url!r}")
-        for name in ("index_chunk_size", "rerank_chunk_size", "embed_batch_size", "passage_chars"):
+        if self.rerank_chunk_size < 0:
+            raise SettingsError("CROSSRANK_RERANK_CHUNK_SIZE must be at least 0 (0 = auto)")
+        for name in ("index_chunk_size", "embed_batch_size", "passage_chars"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"CROSSRANK_{name.upper()} must be at least 1")
         if not 0 <= self.passage_overlap < self.passage_chars:
