@@ -5,6 +5,7 @@ Nothing here downloads: HF_HUB_OFFLINE is set before any Hugging Face import.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -115,11 +116,27 @@ class WorkerProcess:
         return self.log.read()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def serving_worker(cross_encoder: Path, bi_encoder: Path | None = None, *extra: str) -> Iterator[WorkerProcess]:
+    """A `crossrank serve` subprocess, yielded once it is SERVING and stopped afterwards."""
+    process = WorkerProcess(cross_encoder, bi_encoder, None, *extra)
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        process.stop()

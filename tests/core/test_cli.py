@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import WorkerProcess, crossrank_command
+from conftest import crossrank_command, serving_worker
 
 QUERY = "什么是RAG技术？"
 DOCS = ["RAG是检索增强生成技术", "向量数据库存储向量", "北京是中国的首都"]
@@ -12,12 +12,8 @@ DOCS = ["RAG是检索增强生成技术", "向量数据库存储向量", "北京
 
 @pytest.fixture(scope="module")
 def served(tiny_cross_encoder, tiny_bi_encoder):
-    process = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder)
-    try:
-        process.wait_serving()
+    with serving_worker(tiny_cross_encoder, tiny_bi_encoder) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def crossrank(*args: str, env=None) -> subprocess.CompletedProcess:

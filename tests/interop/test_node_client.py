@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT, WorkerProcess, free_port, worker_settings
+from conftest import ROOT, WorkerProcess, free_port, serving_worker, worker_settings
 
 from crossrank.client import CrossrankClient
 
@@ -47,12 +47,8 @@ def node_modules() -> None:
 
 @pytest.fixture(scope="module")
 def served(tiny_cross_encoder) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(tiny_cross_encoder, None)
-    try:
-        process.wait_serving()
+    with serving_worker(tiny_cross_encoder) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, free_port
+from conftest import WorkerProcess, free_port, serving_worker
 
 sys.path.append(str(Path(__file__).parent))
 
@@ -43,12 +43,8 @@ def redis_db() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def grpc_worker(tiny_cross_encoder, tiny_bi_encoder) -> Iterator[WorkerProcess]:
     """`crossrank serve` with both tiny models, shared by every pipeline test."""
-    process = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder)
-    try:
-        process.wait_serving()
+    with serving_worker(tiny_cross_encoder, tiny_bi_encoder) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SHARED, crossrank_command, free_port
+from conftest import SHARED, crossrank_command, free_port, stop_process
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 MSMARCO = SHARED / "data" / "agentset-msmarco"
@@ -162,13 +162,7 @@ class ChromaServer:
         raise TimeoutError(f"chroma run on port {self.port} not ready after {timeout}s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
