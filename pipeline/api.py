@@ -74,7 +74,9 @@ def _chunks(items: list, size: int) -> list[list]:
 def _send(settings: PipelineSettings, task: str, job_id: str, chunks: list[list[dict]], options: dict) -> None:
     with app.connection_for_write(settings.redis_url) as connection:
         for number, chunk in enumerate(chunks):
-            app.send_task(task, args=(job_id, number, chunk, options), connection=connection)
+            # argsrepr: logs and Flower show the chunk, not every document's text.
+            app.send_task(task, args=(job_id, number, chunk, options), connection=connection,
+                          argsrepr=f"({job_id!r}, {number}, <{len(chunk)} records>, {options!r})")
 
 
 def _line_errors(errors: list[LineError]) -> list[dict]:

@@ -58,7 +58,8 @@ def _close(**_) -> None:
 def _skip(jobs: JobStore, job_id: str, chunk: int) -> bool:
     state = jobs.state(job_id)
     if state is None or state in FINISHED:
-        log.info("job %s chunk %d skipped: job is %s", job_id, chunk, state or "gone")
+        log.info("job %s chunk %d skipped: job is %s", job_id, chunk, state or "gone",
+                 extra={"job_id": job_id, "chunk": chunk})
         return True
     jobs.start(job_id)
     return False
@@ -70,9 +71,11 @@ def _give_up_or_retry(task: Task, jobs: JobStore, job_id: str, chunk: int, items
         jobs.note_retry(kind)
         countdown = min(2.0 ** task.request.retries, 60.0) * random.uniform(0.5, 1.0)
         log.warning("job %s chunk %d failed (%s: %s); retry %d of %d in %.1fs", job_id, chunk,
-                    type(exc).__name__, exc, task.request.retries + 1, task.max_retries, countdown)
+                    type(exc).__name__, exc, task.request.retries + 1, task.max_retries, countdown,
+                    extra={"job_id": job_id, "chunk": chunk})
         raise task.retry(exc=exc, countdown=countdown)
-    log.error("job %s chunk %d failed for good: %s: %s", job_id, chunk, type(exc).__name__, exc)
+    log.error("job %s chunk %d failed for good: %s: %s", job_id, chunk, type(exc).__name__, exc,
+              extra={"job_id": job_id, "chunk": chunk})
     if jobs.complete_chunk(job_id, chunk, items, {"failed": items}, failed=True, kind=kind):
         jobs.add_error(job_id, {"chunk": chunk, "message": f"{type(exc).__name__}: {exc}",
                                 "retries": task.request.retries})
@@ -105,7 +108,8 @@ def index_chunk(self: Task, job_id: str, chunk: int, documents: list[dict], opti
         _give_up_or_retry(self, r.jobs, job_id, chunk, len(docs), "index", exc)
         return
     r.jobs.complete_chunk(job_id, chunk, len(docs), counts, kind="index")
-    log.info("job %s chunk %d: %d documents, %d passages", job_id, chunk, counts["indexed"], counts["passages"])
+    log.info("job %s chunk %d: %d documents, %d passages", job_id, chunk, counts["indexed"], counts["passages"],
+             extra={"job_id": job_id, "chunk": chunk, **counts})
 
 
 def _records(job_id: str, query: dict, result, model: str) -> list[tuple[str, list[float], str, dict]]:
@@ -144,4 +148,4 @@ def rerank_chunk(self: Task, job_id: str, chunk: int, queries: list[dict], optio
         for error in errors:
             r.jobs.add_error(job_id, error)
     log.info("job %s chunk %d: %d queries, %d pairs, %d records", job_id, chunk, counts["queries"], pairs,
-             len(records))
+             len(records), extra={"job_id": job_id, "chunk": chunk, **counts})

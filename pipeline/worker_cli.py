@@ -23,9 +23,11 @@ def pipeline() -> None:
               help="Pool processes [default: 1 with embedded Chroma, else the number of CPUs].")
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. pipeline-1@%h.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
+              help="Structured JSON log lines with the task id, job id and chunk.")
 @click.option("--metrics-port", envvar="CROSSRANK_PIPELINE_METRICS_PORT", type=int, default=0, show_envvar=True,
               help="Serve the pipeline's Prometheus metrics on this port; 0 turns it off.")
-def worker(queues, concurrency, hostname, loglevel, metrics_port) -> None:
+def worker(queues, concurrency, hostname, loglevel, json_logs, metrics_port) -> None:
     """Take index and rerank tasks from Redis until stopped (SIGTERM finishes the current task)."""
     from crossrank.pipeline.celery_app import app
 
@@ -36,6 +38,10 @@ def worker(queues, concurrency, hostname, loglevel, metrics_port) -> None:
     if concurrency and concurrency > 1 and not app.crossrank_settings.chroma_url:
         raise click.BadParameter("embedded Chroma (CROSSRANK_CHROMA_PATH) takes one writing process; set "
                                  "CROSSRANK_CHROMA_URL to a `chroma run` server for more", param_hint="--concurrency")
+    if json_logs:
+        from crossrank.pipeline.logs import use_json_logs
+
+        use_json_logs()
     if metrics_port:
         from crossrank.pipeline.metrics import serve_metrics
 

@@ -55,7 +55,8 @@ def embedded_pipeline(redis_db, grpc_worker, tmp_path_factory) -> Iterator[Pipel
                    CROSSRANK_WORKER_TARGET=grpc_worker.address)
     metrics_port = free_port()
     flush_db()
-    worker = start_celery({**env, "CROSSRANK_PIPELINE_METRICS_PORT": str(metrics_port)}, root)
+    worker = start_celery({**env, "CROSSRANK_PIPELINE_METRICS_PORT": str(metrics_port), "CROSSRANK_JSON_LOGS": "1"},
+                          root)
     try:
         yield Pipeline(env, worker, metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
     finally:

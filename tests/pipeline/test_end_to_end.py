@@ -215,3 +215,13 @@ def test_index_prints_the_job_id_at_once_and_status_can_watch_it(msmarco, tmp_pa
     assert watched.returncode == 0, watched.stderr
     assert "done" in watched.stdout and "20/20" in watched.stdout
     assert pipeline.status(submitted["job_id"], settings=p.settings).state == "done"
+
+
+def test_pipeline_logs_are_json_lines_with_task_and_job_ids(msmarco):
+    """The module's Celery worker runs with CROSSRANK_JSON_LOGS: each chunk's line names its job."""
+    job_id = msmarco["rerank"]["id"]
+    entries = [json.loads(line) for line in msmarco["pipeline"].celery.output().splitlines() if line.startswith("{")]
+    chunks = [e for e in entries if e.get("job_id") == job_id]
+    assert chunks, "no log line carries the rerank job's id"
+    assert sum(e["pairs"] for e in chunks) == msmarco["rerank"]["counts"]["pairs"]
+    assert all(e["task"] == "crossrank.rerank_chunk" and e["task_id"] and e["chunk"] >= 0 for e in chunks)
