@@ -15,16 +15,19 @@ from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFaile
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the stack the way Ctrl-C does, so `kill` leaves no process behind either."""
+    """SIGTERM and SIGINT stop the stack the way Ctrl-C does, so `kill` leaves no process behind
+    either; SIGINT explicitly, because a shell without job control starts `crossrank up &` with
+    SIGINT ignored."""
 
     def interrupt(*_):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stack_options(fn):
