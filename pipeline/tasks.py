@@ -17,7 +17,7 @@ from celery import Task
 from celery.signals import worker_process_shutdown
 from chromadb.api import ClientAPI
 
-from crossrank.client import CrossrankClient
+from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.documents import Document
 from crossrank.pipeline.jobs import FINISHED, JobStore
@@ -29,7 +29,8 @@ from crossrank.pipeline.store import CollectionNotFound, open_chroma, open_colle
 log = logging.getLogger("crossrank.pipeline")
 
 # Retrying these cannot help: record the chunk as failed at once.
-PERMANENT_ERRORS = (CollectionNotFound, ValueError, TypeError, KeyError)
+PERMANENT_ERRORS = (CollectionNotFound, AuthenticationError, InvalidRequestError, NotServedError, ValueError,
+                    TypeError, KeyError)
 
 
 @dataclass

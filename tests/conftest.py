@@ -92,12 +92,15 @@ class WorkerProcess:
         self.proc = subprocess.Popen(crossrank_command(*args), stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
 
-    def wait_serving(self, timeout: float = 120) -> None:
+    def wait_serving(self, timeout: float = 120, ca_cert: Path | None = None) -> None:
+        """Health SERVING; over TLS, trusting `ca_cert`, for a worker started with --tls-cert."""
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
+        channel = (grpc.secure_channel(self.address, grpc.ssl_channel_credentials(ca_cert.read_bytes()))
+                   if ca_cert else grpc.insecure_channel(self.address))
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 assert self.proc.poll() is None, self.output()
@@ -132,11 +135,12 @@ def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
 
 
 @contextlib.contextmanager
-def serving_worker(cross_encoder: Path, bi_encoder: Path | None = None, *extra: str) -> Iterator[WorkerProcess]:
+def serving_worker(cross_encoder: Path, bi_encoder: Path | None = None, *extra: str,
+                   ca_cert: Path | None = None) -> Iterator[WorkerProcess]:
     """A `crossrank serve` subprocess, yielded once it is SERVING and stopped afterwards."""
     process = WorkerProcess(cross_encoder, bi_encoder, None, *extra)
     try:
-        process.wait_serving()
+        process.wait_serving(ca_cert=ca_cert)
         yield process
     finally:
         process.stop()
