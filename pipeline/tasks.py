@@ -92,7 +92,13 @@ def index_documents(r: Resources, collection_name: str, documents: list[Document
         embeddings += r.client.embed(texts[start:start + step]).embeddings
     metadatas = [{**d.metadata, "doc_id": d.id, "passage": p.number} for d, p in passages]
     collection = open_collection(r.chroma, collection_name, create=True)
-    upsert(collection, r.chroma, [p.id for _, p in passages], embeddings, texts, metadatas)
+    ids = [p.id for _, p in passages]
+    upsert(collection, r.chroma, ids, embeddings, texts, metadatas)
+    # A document indexed again with fewer passages: its old tail would still be found by search.
+    earlier = collection.get(where={"doc_id": {"$in": [d.id for d in documents]}}, include=[])["ids"]
+    stale = sorted(set(earlier) - set(ids))
+    if stale:
+        collection.delete(ids=stale)
     return {"indexed": len(documents), "passages": len(passages)}
 
 

@@ -72,6 +72,19 @@ def _log_lines(pipeline, pattern: str) -> int:
     return len(re.findall(pattern, pipeline.celery.output()))
 
 
+def test_a_shorter_document_indexed_again_leaves_no_old_passages(resources):
+    long_text = " ".join(f"sentence number {i} about rerankers." for i in range(20))
+    index_documents(resources, "shrink", [document_from({"id": "d", "text": long_text}),
+                                          document_from({"id": "other", "text": long_text})], 60, 10)
+    collection = open_collection(resources.chroma, "shrink")
+    before = collection.get(where={"doc_id": "d"}, include=[])["ids"]
+    assert len(before) > 3
+
+    index_documents(resources, "shrink", [document_from({"id": "d", "text": "now a short text"})], 60, 10)
+    assert collection.get(where={"doc_id": "d"}, include=["documents"])["documents"] == ["now a short text"]
+    assert len(collection.get(where={"doc_id": "other"}, include=[])["ids"]) == len(before)  # untouched
+
+
 def test_an_index_chunk_delivered_twice_counts_once(embedded_pipeline):
     settings = embedded_pipeline.settings
     jobs = embedded_pipeline.jobs()
