@@ -20,7 +20,7 @@ import pytest
 import redis
 from conftest import crossrank_command, free_port
 
-from crossrank.pipeline.stack import LocalStack, chroma_answers, grpc_serving, redis_answers
+from crossrank.pipeline.stack import LocalStack, ServiceFailed, chroma_answers, grpc_serving, redis_answers
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "the weather is cold today",
@@ -144,6 +144,14 @@ def test_jobs_spread_over_two_workers_and_carry_on_when_one_stops(
         assert job.state == "done", job.errors
         assert job.counts["indexed"] == 400 and job.done == 400 and job.error_count == 0
         assert _served(logs[0], "embed") > 0 and _served(logs[1], "embed") > 0
+
+
+def test_without_redis_or_redis_server_it_says_what_to_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server to start
+    stack = LocalStack(redis_url=f"redis://127.0.0.1:{free_port()}/0", workdir=tmp_path)
+    with pytest.raises(ServiceFailed, match=r"(?s)redis-server is not on the PATH.*docker run.*CROSSRANK_REDIS_URL"):
+        stack.start()
+    assert stack.processes == []
 
 
 def test_stack_refuses_embedded_chroma_with_several_writers():
