@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -170,4 +169,4 @@ def test_demo_runs_the_whole_flow(tiny_cross_encoder, tiny_bi_encoder, redis_db1
     assert "什么是RAG技术？" in out and "index job" in out and "rerank job" in out
     for query_id in ("q-rag-zh", "q-rerank-en", "q-capital-zh"):
         assert f"{query_id}:" in out
-    assert sys.executable  # the demo ran with this interpreter's package
+    assert "The demo stack stops now" in out
