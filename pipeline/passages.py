@@ -32,6 +32,16 @@ def _cut(text: str, start: int, end: int) -> int:
     return end
 
 
+def _begin(text: str, start: int, end: int) -> int:
+    """`start`, or just after a break point in the overlap, so a passage does not open mid-word."""
+    if start == 0 or text[start - 1] in _BREAKS:
+        return start
+    for i in range(start, end):
+        if text[i] in _BREAKS:
+            return i + 1
+    return start
+
+
 def split_passages(doc_id: str, text: str, size: int, overlap: int) -> list[Passage]:
     if size < 1 or not 0 <= overlap < size:
         raise ValueError("passage size must be >= 1 and overlap in [0, size)")
@@ -42,7 +52,7 @@ def split_passages(doc_id: str, text: str, size: int, overlap: int) -> list[Pass
         spans.append((start, end))
         if end >= len(text):
             break
-        start = max(end - overlap, start + 1)
+        start = _begin(text, max(end - overlap, start + 1), end)
     # A window inside a long run of whitespace holds nothing: it is not a passage.
     texts = [t for t in (text[a:b].strip() for a, b in spans) if t]
     return [Passage(f"{doc_id}#{n}", doc_id, n, t) for n, t in enumerate(texts)]

@@ -80,3 +80,12 @@ def test_passages_cover_the_whole_text(letters, separators, size, overlap_share)
               if any(c in set(letters) for c in p.text)]
     assert firsts == sorted(firsts)
     assert text.strip().startswith(passages[0].text) and text.strip().endswith(passages[-1].text)
+
+
+def test_overlapping_passages_start_at_a_word_boundary():
+    words = [f"word{i:03d}" for i in range(400)]
+    text = " ".join(words)
+    passages = split_passages("d", text, 200, 50)
+    assert len(passages) > 5
+    for p in passages:
+        assert p.text.split()[0] in words and p.text.split()[-1] in words  # no cut words at either end
