@@ -83,6 +83,23 @@ def _line_errors(errors: list[LineError]) -> list[dict]:
     return [{"line": e.line, "message": e.message} for e in errors]
 
 
+def _first_of_each_id(items: Iterable[Document | Query]) -> list:
+    """The first record of each id, in input order: a repeated id would make two chunks race for the
+    same records."""
+    first: dict[str, Document | Query] = {}
+    for item in items:
+        first.setdefault(item.id, item)
+    return list(first.values())
+
+
+def _as_query(item: Query | dict | str, number: int) -> Query:
+    if isinstance(item, Query):
+        return item
+    if isinstance(item, str):
+        return Query(f"q{number}", item)
+    return Query(str(item.get("id") or item.get("_id") or f"q{number}"), item["text"])
+
+
 def _as_document(item: Document | dict | str) -> Document:
     if isinstance(item, Document):
         return item
@@ -107,15 +124,12 @@ def submit_index(source: str | Path | Iterable[Document | dict | str], collectio
         overlap = chars // 5
     if not 0 <= overlap < chars:
         raise ValueError("passage overlap must be at least 0 and below the passage size")
-    # A repeated id would make two chunks race for the same records: the first one wins.
-    unique: dict[str, Document] = {}
-    for d in documents:
-        unique.setdefault(d.id, d)
+    unique = _first_of_each_id(documents)
     skipped = len(documents) - len(unique)
     if not unique:
         raise ValueError(f"no documents to index in {source}" + (f" ({len(errors)} lines could not be read, the "
                          f"first: {errors[0]})" if errors else ""))
-    chunks = _chunks([asdict(d) for d in unique.values()], settings.index_chunk_size)
+    chunks = _chunks([asdict(d) for d in unique], settings.index_chunk_size)
     options = {"collection": collection, "passage_chars": chars, "passage_overlap": overlap}
     job_id = _jobs(settings).create("index", collection, total=len(unique), chunks=len(chunks), params=options,
                                     counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
@@ -146,13 +160,8 @@ def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection
     if isinstance(queries, str | Path):
         parsed, errors = read_queries(queries)
     else:
-        parsed, errors = [q if isinstance(q, Query) else Query(f"q{i}", q) if isinstance(q, str)
-                          else Query(str(q.get("id") or q.get("_id") or f"q{i}"), q["text"])
-                          for i, q in enumerate(queries, 1)], []
-    first: dict[str, Query] = {}
-    for q in parsed:
-        first.setdefault(q.id, q)  # the first of each id, in file order
-    unique = list(first.values())
+        parsed, errors = [_as_query(q, i) for i, q in enumerate(queries, 1)], []
+    unique = _first_of_each_id(parsed)
     if not unique:
         raise ValueError("no queries to rerank" + (f" (first error: {errors[0]})" if errors else ""))
     chunk_size = settings.rerank_chunk_size or max(1, RERANK_CHUNK_PAIRS // initial)

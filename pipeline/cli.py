@@ -59,7 +59,7 @@ def _submitted(job_id: str, settings: PipelineSettings, wait: bool, as_json: boo
         job = api.wait(job_id, settings=settings)
     else:
         click.echo(f"job {job_id}", err=True)
-        job = follow(job_id, lambda i, **kw: api.wait(i, settings=settings, **kw))
+        job = follow(job_id, settings)
     _show(job, as_json)
     if job.state != "done":
         sys.exit(1)
@@ -118,10 +118,7 @@ def rerank(collection, queries_file, profile, initial_k, top_k, results_collecti
 def status(job_id, watch, as_json, settings) -> None:
     """State, progress, counts, errors, timings and throughput of a job."""
     with _errors():
-        if watch and not as_json:
-            job = follow(job_id, lambda i, **kw: api.wait(i, settings=settings, **kw))
-        else:
-            job = api.status(job_id, settings=settings)
+        job = follow(job_id, settings) if watch and not as_json else api.status(job_id, settings=settings)
         _show(job, as_json)
 
 

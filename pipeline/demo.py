@@ -35,7 +35,7 @@ def _sample(name: str) -> str:
 
 def _run_job(kind: str, job_id: str, settings: PipelineSettings) -> None:
     click.echo(f"\n{kind} job {job_id}")
-    job = follow(job_id, lambda i, **kw: api.wait(i, settings=settings, timeout=600, **kw))
+    job = follow(job_id, settings, timeout=600)
     if job.state != "done":
         raise click.ClickException(f"{kind} job {job_id} ended {job.state}: {job.errors[:3]}")
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crossrank.pipeline import api
 from crossrank.pipeline.jobs import JobStatus
+from crossrank.pipeline.settings import PipelineSettings
 
 console = Console()
 
@@ -64,7 +66,7 @@ def ranked_table(title: str, rows: Sequence[tuple[int, int, float, str, str]]) -
     return table
 
 
-def follow(job_id: str, wait: Callable[..., JobStatus]) -> JobStatus:
+def follow(job_id: str, settings: PipelineSettings, timeout: float | None = None) -> JobStatus:
     """A live progress bar until the job finishes; returns the final status."""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -75,4 +77,4 @@ def follow(job_id: str, wait: Callable[..., JobStatus]) -> JobStatus:
             bar.update(task, total=job.total, completed=job.done, description=f"{job.kind} {job.id} {job.state}",
                        rate=rate)
 
-        return wait(job_id, on_progress=update)
+        return api.wait(job_id, timeout=timeout, on_progress=update, settings=settings)

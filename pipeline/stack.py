@@ -61,7 +61,7 @@ def grpc_serving(address: str) -> bool:
 
 
 @functools.cache
-def _control_app(broker_url: str):
+def control_app(broker_url: str):
     """A Celery app on `broker_url`, for control messages; a `connection=` argument is not enough for
     ping, whose replies are read on the app's own broker."""
     from crossrank.pipeline.celery_app import create_app
@@ -72,7 +72,7 @@ def _control_app(broker_url: str):
 
 def celery_node_answers(node: str, broker_url: str) -> bool:
     """True once the Celery worker named `node` answers a control ping through the broker."""
-    return bool(_control_app(broker_url).control.ping(destination=[node], timeout=1.0))
+    return bool(control_app(broker_url).control.ping(destination=[node], timeout=1.0))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.documents import Document
 from crossrank.pipeline.jobs import FINISHED, JobStore
 from crossrank.pipeline.passages import split_passages
-from crossrank.pipeline.search import TwoStageRetriever
+from crossrank.pipeline.search import SearchResult, TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import CollectionNotFound, open_chroma, open_collection, upsert
 
@@ -119,11 +119,11 @@ def index_chunk(self: Task, job_id: str, chunk: int, documents: list[dict], opti
              extra={"job_id": job_id, "chunk": chunk, **counts})
 
 
-def _records(job_id: str, query: dict, result, model: str) -> list[tuple[str, list[float], str, dict]]:
+def _records(job_id: str, query: dict, result: SearchResult) -> list[tuple[str, list[float], str, dict]]:
     return [(f"{job_id}:{query['id']}:{hit.rank}", hit.embedding, hit.text,
              {"job_id": job_id, "query_id": query["id"], "query": query["text"], "doc_id": hit.doc_id,
               "passage_id": hit.passage_id, "rank": hit.rank, "score": hit.score,
-              "initial_rank": hit.initial_rank, "model": model})
+              "initial_rank": hit.initial_rank, "model": result.model})
             for hit in result.hits]
 
 
@@ -141,7 +141,7 @@ def rerank_chunk(self: Task, job_id: str, chunk: int, queries: list[dict], optio
             if result.error is not None:
                 errors.append({"chunk": chunk, "query_id": query["id"], "message": str(result.error)})
                 continue
-            records += _records(job_id, query, result, result.model)
+            records += _records(job_id, query, result)
             pairs += result.pairs
         if records:
             ids, embeddings, texts, metadatas = map(list, zip(*records, strict=True))

@@ -7,20 +7,17 @@ before it starts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SHARED, crossrank_command, free_port, stop_process
+from conftest import SHARED, crossrank_command, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 MSMARCO = SHARED / "data" / "agentset-msmarco"
@@ -68,6 +65,8 @@ class CeleryWorker:
                  queues: str = "index,rerank", concurrency: int | None = 1):
         from celery.utils.nodenames import host_format
 
+        from crossrank.pipeline.local_process import LocalProcess
+
         name = f"pytest-{uuid.uuid4().hex[:8]}@%h"
         self.node = host_format(name)
         self.env = env
@@ -79,52 +78,28 @@ class CeleryWorker:
                     "--hostname", name, "-Q", queues, "--loglevel", "INFO"]
         else:
             raise ValueError(entry)
-        self.log_path = log_path
-        self.log = open(log_path, "w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         # Its own process group, so that stopping it also reaches its pool processes.
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.process = LocalProcess("celery", argv, log_path, env).start()
 
     def wait_ready(self, timeout: float = 120) -> None:
-        from crossrank.pipeline.celery_app import create_app
+        from crossrank.pipeline.stack import celery_node_answers
 
-        app = create_app(settings_for(self.env))
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"celery worker exited:\n{self.output()}"
-                if app.control.ping(destination=[self.node], timeout=0.5):
-                    return
-                time.sleep(0.2)
-        finally:
-            app.close()
-        raise TimeoutError(f"celery worker {self.node} did not answer a ping in {timeout}s:\n{self.output()}")
+        redis_url = settings_for(self.env).redis_url
+        self.process.wait_healthy(lambda: celery_node_answers(self.node, redis_url), timeout, interval=0.2)
 
     def pool_size(self) -> int:
         """How many pool processes the running worker has, as it reports itself."""
-        from crossrank.pipeline.celery_app import create_app
+        from crossrank.pipeline.stack import control_app
 
-        app = create_app(settings_for(self.env))
-        try:
-            stats = app.control.inspect([self.node], timeout=5).stats()
-        finally:
-            app.close()
+        stats = control_app(settings_for(self.env).redis_url).control.inspect([self.node], timeout=5).stats()
         assert stats and self.node in stats, f"no stats from {self.node}"
         return stats[self.node]["pool"]["max-concurrency"]
 
     def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return self.process.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # warm shutdown: a running task finishes first
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(30)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group this worker leads
-        self.proc.wait()
-        self.log.close()
+        self.process.stop(grace=30)  # SIGTERM is a warm shutdown: a running task finishes first
 
 
 def start_celery(env: dict[str, str], log_dir: Path, **kwargs) -> CeleryWorker:
@@ -141,29 +116,21 @@ class ChromaServer:
     """`chroma run --path DIR --port FREE` on 127.0.0.1."""
 
     def __init__(self, path: Path, log_path: Path):
+        from crossrank.pipeline.local_process import LocalProcess
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         chroma = Path(sys.executable).parent / "chroma"
-        self.log = open(log_path, "w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1",
-                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = LocalProcess("chroma", [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1",
+                                               "--port", str(self.port)], log_path).start()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "chroma run exited"
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"chroma run on port {self.port} not ready after {timeout}s")
+        from crossrank.pipeline.stack import chroma_answers
+
+        self.process.wait_healthy(lambda: chroma_answers(self.url), timeout, interval=0.2)
 
     def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
+        self.process.stop()
 
 
 @dataclass
