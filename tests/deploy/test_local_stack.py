@@ -1,6 +1,6 @@
 """`crossrank up`: the compose topology as local processes, run end to end.
 
-Redis db 13 of the machine's Redis is this module's own (flushed before and after), except where
+Redis db 13 (by default) of the machine's Redis is this module's own (flushed before and after), except where
 a test makes the stack start its private redis-server.
 """
 
@@ -21,7 +21,8 @@ from conftest import crossrank_command, free_port
 
 from crossrank.pipeline.stack import LocalStack, ServiceFailed, chroma_answers, grpc_serving, redis_answers
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# Two above the pipeline tests' db (CROSSRANK_TEST_REDIS_DB, default 11).
+REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('CROSSRANK_TEST_REDIS_DB', '11')) + 2}"
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "the weather is cold today",
           "rerankers score a query and a passage together", "巴黎是法国的首都", "今天天气很冷"]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the pipeline tests: Redis db 11, one `crossrank serve` for the session, Celery per module."""
+"""Fixtures of the pipeline tests: our Redis db, one `crossrank serve` for the session, Celery per module."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pipeline_support import (  # noqa: E402
 
 @pytest.fixture(scope="session")
 def redis_db() -> Iterator[str]:
-    """db 11 of the Redis at 127.0.0.1:6379: ours alone, empty at the start and at the end of the session."""
+    """Our db of the Redis at 127.0.0.1:6379 (REDIS_URL): ours alone, empty at the start and at the end of the session."""
     import redis
 
     client = redis_client()

@@ -1,7 +1,7 @@
 """The pipeline's real parts as processes (Celery workers, `chroma run`), and helpers the tests share.
 
-Every Celery worker here consumes the same `index` and `rerank` queues of Redis db 11, so at most
-one runs at a time: each is module-scoped (or started inside one test), and db 11 is flushed
+Every Celery worker here consumes the same `index` and `rerank` queues of one Redis db (REDIS_URL), so at most
+one runs at a time: each is module-scoped (or started inside one test), and the db is flushed
 before it starts.
 """
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 from conftest import SHARED, crossrank_command, free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+# Parallel checkouts on one machine set CROSSRANK_TEST_REDIS_DB to keep their tests apart.
+REDIS_DB = int(os.environ.get("CROSSRANK_TEST_REDIS_DB", "11"))
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 MSMARCO = SHARED / "data" / "agentset-msmarco"
 
 
@@ -30,7 +32,7 @@ def redis_client():
 
 
 def flush_db() -> None:
-    """Nothing left in db 11 from an earlier module: no queued tasks, no jobs."""
+    """Nothing left in our db from an earlier module: no queued tasks, no jobs."""
     client = redis_client()
     try:
         client.flushdb()

@@ -1,6 +1,6 @@
 """Jobs submitted before their workers exist: a late gRPC worker, and a job cancelled while queued.
 
-Each test starts its own Celery worker after submitting, on a fresh db 11 and its own Chroma folder.
+Each test starts its own Celery worker after submitting, on a fresh Redis db of its own and its own Chroma folder.
 """
 
 from __future__ import annotations

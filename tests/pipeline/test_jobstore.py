@@ -1,4 +1,4 @@
-"""Job state in real Redis (db 11): chunks counted once, done exactly at the last chunk, cancel, list, metrics."""
+"""Job state in real Redis (our test db): chunks counted once, done exactly at the last chunk, cancel, list, metrics."""
 
 import json
 import uuid
