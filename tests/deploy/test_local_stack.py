@@ -21,8 +21,7 @@ from conftest import crossrank_command, free_port
 
 from crossrank.pipeline.stack import LocalStack, ServiceFailed, chroma_answers, grpc_serving, redis_answers
 
-# Two above the pipeline tests' db (CROSSRANK_TEST_REDIS_DB, default 11).
-REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('CROSSRANK_TEST_REDIS_DB', '11')) + 2}"
+REDIS_URL = f"{os.environ.get('CROSSRANK_TEST_REDIS', 'redis://127.0.0.1:6379').rstrip('/')}/13"
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "the weather is cold today",
           "rerankers score a query and a passage together", "巴黎是法国的首都", "今天天气很冷"]
 

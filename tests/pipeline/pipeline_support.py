@@ -19,9 +19,9 @@ from pathlib import Path
 
 from conftest import SHARED, crossrank_command, free_port
 
-# Parallel checkouts on one machine set CROSSRANK_TEST_REDIS_DB to keep their tests apart.
-REDIS_DB = int(os.environ.get("CROSSRANK_TEST_REDIS_DB", "11"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+# Parallel checkouts on one machine point CROSSRANK_TEST_REDIS at Redis servers of their own.
+TEST_REDIS = os.environ.get("CROSSRANK_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_URL = f"{TEST_REDIS}/11"
 MSMARCO = SHARED / "data" / "agentset-msmarco"
 
 
