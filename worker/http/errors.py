@@ -9,7 +9,7 @@ from __future__ import annotations
 import grpc
 from starlette.responses import JSONResponse
 
-from crossrank.worker.http_schemas import ErrorBody
+from crossrank.worker.http.schemas import ErrorBody
 from crossrank.worker.status import message_of, status_of
 
 # gRPC status -> (HTTP status, TEI-style error_type).

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from crossrank.worker import __version__
 from crossrank.worker.engine import Engine
 from crossrank.worker.errors import WorkerError
-from crossrank.worker.http_errors import engine_error_response, error_response, malformed_request_response
-from crossrank.worker.http_schemas import (
+from crossrank.worker.http.errors import engine_error_response, error_response, malformed_request_response
+from crossrank.worker.http.schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
     ErrorBody,

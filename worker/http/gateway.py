@@ -15,7 +15,7 @@ import time
 import uvicorn
 
 from crossrank.worker.engine import Engine
-from crossrank.worker.http_app import create_app
+from crossrank.worker.http.app import create_app
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)

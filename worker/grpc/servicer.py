@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import grpc
 
 from crossrank.protos import pb, pb_grpc
-from crossrank.worker import convert
 from crossrank.worker.batcher import Ticket
 from crossrank.worker.engine import Engine
+from crossrank.worker.grpc import convert
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
