@@ -11,13 +11,12 @@ shared batcher exactly as gRPC threads do, and never run the model themselves.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 import uuid
 
 import grpc
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -25,6 +24,7 @@ from crossrank.worker import __version__
 from crossrank.worker.engine import Engine
 from crossrank.worker.errors import WorkerError
 from crossrank.worker.http.errors import engine_error_response, error_response, malformed_request_response
+from crossrank.worker.http.gate import Gate
 from crossrank.worker.http.schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -36,27 +36,12 @@ from crossrank.worker.http.schemas import (
     tei_query,
     tei_response,
 )
+from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _ERRORS = {code: {"model": ErrorBody} for code in (401, 422, 429, 503)}
-
-
-class _Unauthenticated(Exception):
-    pass
-
-
-def _bearer_check(token: str):
-    """A dependency that wants `Authorization: Bearer <token>`, as Cohere's SDK sends its api_key."""
-    expected = f"Bearer {token}".encode()
-
-    def check(authorization: str = Header(default="")) -> None:
-        given = authorization.encode()
-        if not hmac.compare_digest(given, expected):
-            raise _Unauthenticated("missing bearer token" if not given else "wrong bearer token")
-
-    return check
 
 
 def _request_id(request: Request, response: Response) -> str:
@@ -66,10 +51,11 @@ def _request_id(request: Request, response: Response) -> str:
     return request_id
 
 
-def create_app(engine: Engine, token: str = "") -> FastAPI:
+def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
+    """The routes, behind the gate (token, body limit) and, outermost, counting and logging every answer."""
     app = FastAPI(title="crossrank", version=__version__,
                   summary="Cross-encoder reranking: Cohere- and TEI-compatible endpoints")
-    guarded = [Depends(_bearer_check(token))] if token else []
+    app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes)
     metrics = engine.metrics
 
     @app.exception_handler(WorkerError)
@@ -85,12 +71,6 @@ def create_app(engine: Engine, token: str = "") -> FastAPI:
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return malformed_request_response(list(exc.errors()))
 
-    @app.exception_handler(_Unauthenticated)
-    async def unauthenticated(_request: Request, exc: _Unauthenticated) -> JSONResponse:
-        return error_response(grpc.StatusCode.UNAUTHENTICATED,
-                              f"{exc}: send the header Authorization: Bearer <token>",
-                              headers={"WWW-Authenticate": "Bearer"})
-
     @app.middleware("http")
     async def count_and_log(request: Request, call_next):
         start = time.perf_counter()
@@ -103,16 +83,16 @@ def create_app(engine: Engine, token: str = "") -> FastAPI:
             "ms": round((time.perf_counter() - start) * 1e3, 2)})
         return response
 
-    @app.post("/v2/rerank", dependencies=guarded, response_model=CohereRerankResponse,
+    @app.post("/v2/rerank", response_model=CohereRerankResponse,
               response_model_exclude_none=True, responses=_ERRORS)
-    @app.post("/v1/rerank", dependencies=guarded, response_model=CohereRerankResponse,
+    @app.post("/v1/rerank", response_model=CohereRerankResponse,
               response_model_exclude_none=True, responses=_ERRORS)
     def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response
                       ) -> CohereRerankResponse:
         outcome = engine.rerank(cohere_query(body, _request_id(request, response)))
         return cohere_response(outcome, body.return_documents)
 
-    @app.post("/rerank", dependencies=guarded, response_model=list[TeiRank], response_model_exclude_none=True,
+    @app.post("/rerank", response_model=list[TeiRank], response_model_exclude_none=True,
               responses=_ERRORS)
     def tei_rerank(body: TeiRerankRequest, request: Request, response: Response) -> list[TeiRank]:
         outcome = engine.rerank(tei_query(body, _request_id(request, response)))
@@ -125,7 +105,7 @@ def create_app(engine: Engine, token: str = "") -> FastAPI:
         reason = f"failed to load: {engine.load_error}" if engine.load_error else "loading"
         return error_response(grpc.StatusCode.UNAVAILABLE, f"worker is {reason}")
 
-    @app.get("/info", dependencies=guarded)
+    @app.get("/info")
     def info() -> dict[str, object]:
         return engine.info()
 

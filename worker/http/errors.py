@@ -24,7 +24,7 @@ _HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
 }
 
 
-def _json_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+def json_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
                 ) -> JSONResponse:
     body = ErrorBody(error=message, error_type=error_type, message=message)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
@@ -33,7 +33,7 @@ def _json_error(status: int, error_type: str, message: str, headers: dict[str, s
 def error_response(code: grpc.StatusCode, message: str, headers: dict[str, str] | None = None
                    ) -> JSONResponse:
     status, error_type = _HTTP.get(code, (500, "Backend"))
-    return _json_error(status, error_type, message, headers)
+    return json_error(status, error_type, message, headers)
 
 
 def engine_error_response(exc: BaseException) -> JSONResponse:
@@ -43,7 +43,7 @@ def engine_error_response(exc: BaseException) -> JSONResponse:
 def malformed_request_response(errors: list[dict]) -> JSONResponse:
     """A body that is not JSON is a 400; JSON of the wrong shape is a 422, as in FastAPI and TEI."""
     if any(e.get("type") == "json_invalid" for e in errors):
-        return _json_error(400, "Validation", "request body is not valid JSON")
+        return json_error(400, "Validation", "request body is not valid JSON")
     problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
                          for e in errors)
     return error_response(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {problems}")

@@ -41,7 +41,7 @@ class HttpGateway:
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(settings.tls_cert)
         config = uvicorn.Config(
-            create_app(engine, settings.auth_token),
+            create_app(engine, settings),
             log_config=None,  # keep the process's logging set-up (JSON lines) as it is
             access_log=False,  # the app logs each request with its request id instead
             lifespan="off",
