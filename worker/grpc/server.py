@@ -34,7 +34,7 @@ def start_grpc_server(engine: Engine, settings: WorkerSettings) -> tuple[grpc.Se
     """Bind and start; health says NOT_SERVING until the caller sets it. Returns (server, port, health)."""
     interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics)]
     if settings.auth_token:
-        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
+        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token, engine.metrics))
     size = settings.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
