@@ -12,19 +12,25 @@ shared batcher exactly as gRPC threads do, and never run the model themselves.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import grpc
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossrank.worker import __version__
 from crossrank.worker.engine import Engine
 from crossrank.worker.errors import WorkerError
-from crossrank.worker.http.errors import engine_error_response, error_response, malformed_request_response
+from crossrank.worker.http.errors import (
+    engine_error_response,
+    error_response,
+    malformed_request_response,
+    routing_error_response,
+)
 from crossrank.worker.http.gate import Gate
+from crossrank.worker.http.outcomes import REQUEST_ID_HEADER, CountAndLog
 from crossrank.worker.http.schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -40,7 +46,6 @@ from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-Id"
 _ERRORS = {code: {"model": ErrorBody} for code in (401, 422, 429, 503)}
 
 
@@ -56,32 +61,20 @@ def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
     app = FastAPI(title="crossrank", version=__version__,
                   summary="Cross-encoder reranking: Cohere- and TEI-compatible endpoints")
     app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes)
-    metrics = engine.metrics
+    app.add_middleware(CountAndLog, metrics=engine.metrics)
 
     @app.exception_handler(WorkerError)
     async def worker_error(_request: Request, exc: WorkerError) -> JSONResponse:
         return engine_error_response(exc)
 
-    @app.exception_handler(Exception)
-    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("http request failed", exc_info=exc)
-        return engine_error_response(exc)
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return routing_error_response(exc.status_code, str(exc.detail), request.method, request.url.path,
+                                      (exc.headers or {}).get("Allow", ""))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return malformed_request_response(list(exc.errors()))
-
-    @app.middleware("http")
-    async def count_and_log(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # a route's template, so random paths add no labels
-        metrics.http_requests.labels(path, str(response.status_code)).inc()
-        log.debug("http %s %s", request.method, path, extra={
-            "request_id": response.headers.get(REQUEST_ID_HEADER, ""), "status": response.status_code,
-            "ms": round((time.perf_counter() - start) * 1e3, 2)})
-        return response
 
     @app.post("/v2/rerank", response_model=CohereRerankResponse,
               response_model_exclude_none=True, responses=_ERRORS)

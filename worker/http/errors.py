@@ -40,6 +40,19 @@ def engine_error_response(exc: BaseException) -> JSONResponse:
     return error_response(status_of(exc), message_of(exc))
 
 
+def routing_error_response(status: int, detail: str, method: str, path: str, allowed: str = "") -> JSONResponse:
+    """404, 405 and a body that cannot be read at all (400), in the same error body as every other error."""
+    if status == 404:
+        return json_error(404, "NotFound", f"no route {path}: the routes are POST /v2/rerank, /v1/rerank and "
+                          "/rerank, GET /health and /info (see /docs)")
+    if status == 405:
+        return json_error(405, "MethodNotAllowed", f"{method} is not allowed on {path}; use {allowed}",
+                          headers={"Allow": allowed})
+    if status == 400:
+        return json_error(400, "Validation", "request body is not valid JSON in UTF-8")
+    return json_error(status, "Validation", detail)
+
+
 def malformed_request_response(errors: list[dict]) -> JSONResponse:
     """A body that is not JSON is a 400; JSON of the wrong shape is a 422, as in FastAPI and TEI."""
     if any(e.get("type") == "json_invalid" for e in errors):
