@@ -1,7 +1,8 @@
 """The HTTP gateway's routes: Cohere's and TEI's rerank APIs over the worker's own engine.
 
-Handlers are plain `def`s: FastAPI runs them on its thread pool, where they wait on the
-shared batcher exactly as gRPC threads do, and never run the model themselves.
+Rerank handlers run the engine call on FastAPI's thread pool, where it waits on the shared
+batcher exactly as gRPC threads do, while the event loop watches for the client leaving
+(see disconnect.py). No handler runs the model itself.
 
     POST /v2/rerank, /v1/rerank   Cohere: {model, query, documents, top_n, return_documents}
     POST /rerank                  TEI: {query, texts, raw_scores, return_text, truncate}
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from crossrank.worker import __version__
 from crossrank.worker.engine import Engine
 from crossrank.worker.errors import WorkerError
+from crossrank.worker.http.disconnect import cancel_on_disconnect
 from crossrank.worker.http.errors import (
     engine_error_response,
     error_response,
@@ -80,15 +82,17 @@ def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
               response_model_exclude_none=True, responses=_ERRORS)
     @app.post("/v1/rerank", response_model=CohereRerankResponse,
               response_model_exclude_none=True, responses=_ERRORS)
-    def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response
-                      ) -> CohereRerankResponse:
-        outcome = engine.rerank(cohere_query(body, _request_id(request, response)))
+    async def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response
+                            ) -> CohereRerankResponse:
+        query = cohere_query(body, _request_id(request, response))
+        outcome = await cancel_on_disconnect(request, lambda hook: engine.rerank(query, None, hook))
         return cohere_response(outcome, body.return_documents)
 
     @app.post("/rerank", response_model=list[TeiRank], response_model_exclude_none=True,
               responses=_ERRORS)
-    def tei_rerank(body: TeiRerankRequest, request: Request, response: Response) -> list[TeiRank]:
-        outcome = engine.rerank(tei_query(body, _request_id(request, response)))
+    async def tei_rerank(body: TeiRerankRequest, request: Request, response: Response) -> list[TeiRank]:
+        query = tei_query(body, _request_id(request, response))
+        outcome = await cancel_on_disconnect(request, lambda hook: engine.rerank(query, None, hook))
         return tei_response(outcome, body.return_text)
 
     @app.get("/health")
