@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -104,5 +105,12 @@ def serve(json_logs: bool, **values) -> None:
         http = f", http on port {server.http_port}" if server.http_port else ""
         click.echo(f"crossrank worker ready on port {server.port}{http}", err=True)
         stop.wait()
-    log.info("stopping (grace %.0fs)", settings.grace_seconds)
+    log.info("stopping (grace %.1fs)", settings.grace_seconds)
     server.stop()
+    log.info("stopped")
+    # A handler thread inside a tokenizer call cannot be interrupted, and Python would wait for it
+    # at exit; everything it could still answer has been answered or refused by now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from crossrank.worker.drain import Drain
 from crossrank.worker.grpc.decode import parse, parse_each
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.status import message_of, status_of
@@ -57,8 +58,9 @@ def _outcome(exc: BaseException, context: grpc.ServicerContext) -> grpc.StatusCo
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Turns exceptions into status codes with actionable messages and counts every call's outcome."""
 
-    def __init__(self, metrics: WorkerMetrics):
+    def __init__(self, metrics: WorkerMetrics, drain: Drain):
         self.metrics = metrics
+        self.drain = drain
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -68,6 +70,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         count = self.metrics.requests
 
         def fail(exc: BaseException, context: grpc.ServicerContext) -> None:
+            exc = self.drain.reported(exc)
             code = _outcome(exc, context)
             if code is grpc.StatusCode.INTERNAL:
                 log.exception("%s failed", method, exc_info=exc)

@@ -11,6 +11,7 @@ import grpc
 
 from crossrank.protos import pb, pb_grpc
 from crossrank.worker.batcher import Ticket
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.grpc import convert
 from crossrank.worker.grpc.decode import MalformedMessage
@@ -25,8 +26,13 @@ def _on_rpc_end(context: grpc.ServicerContext):
 
 
 class RerankerServicer(pb_grpc.RerankerServicer):
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, drain: Drain):
         self.engine = engine
+        self.drain = drain
+
+    def _rerank_error(self, request_id: str, exc: BaseException) -> pb.RerankResponse:
+        exc = self.drain.reported(exc)
+        return convert.rerank_error(request_id, status_of(exc).value[0], message_of(exc))
 
     def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
         outcome = self.engine.rerank(convert.rerank_query(request), context.time_remaining(), _on_rpc_end(context))
@@ -60,7 +66,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             try:
                 done.put(convert.rerank_response(self.engine.finish_rerank(query, ticket)))
             except Exception as exc:
-                done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+                done.put(self._rerank_error(query.request_id, exc))
 
         malformed: list[MalformedMessage] = []
 
@@ -73,7 +79,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     try:
                         tickets.append(self.engine.submit_rerank(query, lambda t, q=query: answer(q, t)))
                     except Exception as exc:
-                        done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+                        done.put(self._rerank_error(query.request_id, exc))
             except MalformedMessage as exc:  # stop reading; what came before is still answered
                 malformed.append(exc)
             except Exception as exc:  # the client went away mid-stream

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossrank.worker import __version__
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.errors import WorkerError
 from crossrank.worker.http.disconnect import cancel_on_disconnect
@@ -58,16 +59,16 @@ def _request_id(request: Request, response: Response) -> str:
     return request_id
 
 
-def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
+def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAPI:
     """The routes, behind the gate (token, body limit) and, outermost, counting and logging every answer."""
     app = FastAPI(title="crossrank", version=__version__,
                   summary="Cross-encoder reranking: Cohere- and TEI-compatible endpoints")
-    app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes)
+    app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes, drain=drain)
     app.add_middleware(CountAndLog, metrics=engine.metrics)
 
     @app.exception_handler(WorkerError)
     async def worker_error(_request: Request, exc: WorkerError) -> JSONResponse:
-        return engine_error_response(exc)
+        return engine_error_response(drain.reported(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def routing_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
