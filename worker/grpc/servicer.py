@@ -12,9 +12,10 @@ import grpc
 from crossrank.protos import pb, pb_grpc
 from crossrank.worker.batcher import Ticket
 from crossrank.worker.drain import Drain
-from crossrank.worker.engine import Engine
+from crossrank.worker.engine import Engine, RerankQuery
 from crossrank.worker.grpc import convert
 from crossrank.worker.grpc.decode import MalformedMessage
+from crossrank.worker.grpc.window_limits import check_window_request
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         exc = self.drain.reported(exc)
         return convert.rerank_error(request_id, status_of(exc).value[0], message_of(exc))
 
+    def _query(self, request: pb.RerankRequest) -> RerankQuery:
+        query = convert.rerank_query(request)
+        check_window_request(query, self.engine.settings)
+        return query
+
     def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
-        outcome = self.engine.rerank(convert.rerank_query(request), context.time_remaining(), _on_rpc_end(context))
+        outcome = self.engine.rerank(self._query(request), context.time_remaining(), _on_rpc_end(context))
         return convert.rerank_response(outcome)
 
     def Score(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
@@ -59,10 +65,11 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         with INVALID_ARGUMENT, after the requests received before it are answered.
         """
         done: queue.Queue[pb.RerankResponse | int] = queue.Queue()
-        tickets: list[Ticket] = []
-        context.add_callback(lambda: [t.cancel() for t in list(tickets)])
+        pending: dict[int, Ticket] = {}  # by id; a finished ticket leaves, so a long stream holds only live ones
+        context.add_callback(lambda: [t.cancel() for t in list(pending.values())])
 
         def answer(query, ticket: Ticket) -> None:
+            pending.pop(id(ticket), None)
             try:
                 done.put(convert.rerank_response(self.engine.finish_rerank(query, ticket)))
             except Exception as exc:
@@ -77,7 +84,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     query = convert.rerank_query(request)
                     sent += 1
                     try:
-                        tickets.append(self.engine.submit_rerank(query, lambda t, q=query: answer(q, t)))
+                        check_window_request(query, self.engine.settings)
+                        ticket = self.engine.submit_rerank(query, lambda t, q=query: answer(q, t))
+                        if not ticket.done:
+                            pending[id(ticket)] = ticket
                     except Exception as exc:
                         done.put(self._rerank_error(query.request_id, exc))
             except MalformedMessage as exc:  # stop reading; what came before is still answered
