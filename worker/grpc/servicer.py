@@ -22,8 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def _on_rpc_end(context: grpc.ServicerContext):
-    """A ticket hook that drops the ticket's queued work when the caller cancels or times out."""
-    return lambda ticket: context.add_callback(ticket.cancel)
+    """A ticket hook that drops the ticket's queued work when the caller cancels or times out.
+
+    gRPC refuses the callback (returns False) once the call has ended, e.g. while the
+    request was still being tokenized: then the work is dropped at once.
+    """
+    def hook(ticket: Ticket) -> None:
+        if not context.add_callback(ticket.cancel):
+            ticket.cancel()
+    return hook
 
 
 class RerankerServicer(pb_grpc.RerankerServicer):
