@@ -34,7 +34,9 @@ def settings_options(fn):
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn adds `color_message`, the message again with terminal colour codes: never a field of ours.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
+                                                                                   "color_message"}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -64,6 +66,9 @@ def configure_logging(level: str, json_logs: bool) -> None:
     handler.setFormatter(_JsonFormatter() if json_logs else _TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Inputs longer than the model are tokenized whole on purpose (refused, or cut into windows,
+    # before any reaches the model); transformers' warning about them would only mislead.
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 
 @click.command()

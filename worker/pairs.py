@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from crossrank.worker.errors import InvalidInputError
+from crossrank.worker.errors import TooLongError
 
 
 class LongDocument(Enum):
@@ -108,9 +108,10 @@ class PairEncoder:
             too_long = [e.source for e in encoded if e.length > self.max_length]
             if too_long:
                 shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
-                raise InvalidInputError(
+                raise TooLongError(
                     f"{len(too_long)} document(s) exceed the model's {self.max_length} tokens with the query "
-                    f"(indexes {shown}); shorten them, or send long_document TRUNCATE or WINDOW"
+                    f"(indexes {shown}); shorten them, or send long_document TRUNCATE or WINDOW",
+                    self.max_length, max(e.length for e in encoded),
                 )
             return encoded
         texts: list[str] = []
