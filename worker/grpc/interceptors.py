@@ -48,8 +48,10 @@ def _rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any],
 
 def _outcome(exc: BaseException, context: grpc.ServicerContext) -> grpc.StatusCode:
     """The status a failed call ends with; a caller that has gone away cancelled it or ran out of time."""
+    code = status_of(exc)
     if context.is_active():
-        return status_of(exc)
+        # The caller is still there, so the engine dropped the work itself: its wait reached the deadline.
+        return grpc.StatusCode.DEADLINE_EXCEEDED if code is grpc.StatusCode.CANCELLED else code
     remaining = context.time_remaining()
     return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
         else grpc.StatusCode.CANCELLED

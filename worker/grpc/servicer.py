@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import grpc
 
 from crossrank.protos import pb, pb_grpc
-from crossrank.worker.batcher import Ticket
 from crossrank.worker.drain import Drain
-from crossrank.worker.engine import Engine, RerankQuery
+from crossrank.worker.engine import Engine, RerankQuery, Ticket
 from crossrank.worker.grpc import convert
 from crossrank.worker.grpc.decode import MalformedMessage
 from crossrank.worker.grpc.window_limits import check_window_request

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 
-from crossrank.worker.engine import RerankQuery
+from crossrank.worker.engine import LongDocument, RerankQuery
 from crossrank.worker.errors import InvalidInputError
-from crossrank.worker.pairs import LongDocument
 from crossrank.worker.settings import WorkerSettings
 
 # Each window repeats the query and the special tokens; below this, that overhead and the

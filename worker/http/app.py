@@ -12,6 +12,7 @@ batcher exactly as gRPC threads do, while the event loop watches for the client 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -117,6 +118,6 @@ def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAP
 
     @app.get("/info")
     def info() -> dict[str, object]:
-        return engine.info()
+        return dataclasses.asdict(engine.info())
 
     return app
