@@ -11,6 +11,7 @@ shared batcher exactly as gRPC threads do, and never run the model themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import time
@@ -127,6 +128,6 @@ def create_app(engine: Engine, token: str = "") -> FastAPI:
 
     @app.get("/info", dependencies=guarded)
     def info() -> dict[str, object]:
-        return engine.info()
+        return dataclasses.asdict(engine.info())
 
     return app

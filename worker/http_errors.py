@@ -20,6 +20,7 @@ _HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
     grpc.StatusCode.FAILED_PRECONDITION: (424, "Backend"),
     grpc.StatusCode.CANCELLED: (499, "Cancelled"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Timeout"),
     grpc.StatusCode.INTERNAL: (500, "Backend"),
 }
 

@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from crossrank.worker.engine import RerankOutcome, RerankQuery
-from crossrank.worker.pairs import LongDocument
+from crossrank.worker.engine import LongDocument, RerankOutcome, RerankQuery
 
 # Cohere bills one search unit per query per 100 documents; clients that track usage expect the same count.
 _DOCUMENTS_PER_SEARCH_UNIT = 100

@@ -11,8 +11,7 @@ import grpc
 
 from crossrank.protos import pb, pb_grpc
 from crossrank.worker import convert
-from crossrank.worker.batcher import Ticket
-from crossrank.worker.engine import Engine
+from crossrank.worker.engine import Engine, Ticket
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
