@@ -23,7 +23,7 @@ from pipeline_support import (  # noqa: E402
 
 @pytest.fixture(scope="session")
 def redis_db() -> Iterator[str]:
-    """Our db of the Redis at 127.0.0.1:6379 (REDIS_URL): ours alone, empty at the start and at the end of the session."""
+    """Our Redis db (REDIS_URL): ours alone, empty at the start and at the end of the session."""
     import redis
 
     client = redis_client()
