@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from crossrank.protos import SERVICE_NAME, pb, pb_grpc
 from crossrank.worker.engine import Engine
 from crossrank.worker.interceptors import BearerTokenInterceptor, ErrorInterceptor
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.reflection import enable_server_reflection
 from crossrank.worker.servicer import RerankerServicer
 from crossrank.worker.settings import WorkerSettings
 
@@ -118,10 +118,7 @@ def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
