@@ -7,11 +7,11 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from crossrank.protos import SERVICE_NAME, pb_grpc
 from crossrank.worker.engine import Engine
 from crossrank.worker.grpc.interceptors import BearerTokenInterceptor, ErrorInterceptor
+from crossrank.worker.grpc.reflection import enable_server_reflection
 from crossrank.worker.grpc.servicer import RerankerServicer
 from crossrank.worker.settings import WorkerSettings
 
@@ -46,10 +46,7 @@ def start_grpc_server(engine: Engine, settings: WorkerSettings) -> tuple[grpc.Se
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
