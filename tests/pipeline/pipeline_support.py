@@ -91,11 +91,11 @@ class CeleryWorker:
 
     def pool_size(self) -> int:
         """How many pool processes the running worker has, as it reports itself."""
-        from crossrank.pipeline.stack import control_app
+        from crossrank.pipeline.stack import celery_node_reply
 
-        stats = control_app(settings_for(self.env).redis_url).control.inspect([self.node], timeout=5).stats()
-        assert stats and self.node in stats, f"no stats from {self.node}"
-        return stats[self.node]["pool"]["max-concurrency"]
+        stats = celery_node_reply(self.node, settings_for(self.env).redis_url, "stats", timeout=5)
+        assert stats, f"no stats from {self.node}"
+        return stats["pool"]["max-concurrency"]
 
     def output(self) -> str:
         return self.process.log_path.read_text(encoding="utf-8", errors="replace")
