@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SHARED, crossrank_command, free_port
+from support.paths import SHARED
+from support.redis_server import PIPELINE_DB, redis_url_for
+from support.workers import crossrank_command
 
-# Parallel checkouts on one machine point CROSSRANK_TEST_REDIS at Redis servers of their own.
-TEST_REDIS = os.environ.get("CROSSRANK_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{TEST_REDIS}/11"
+from crossrank.protos.net import free_port
+
+REDIS_URL = redis_url_for(PIPELINE_DB)
 MSMARCO = SHARED / "data" / "agentset-msmarco"
 
 
