@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from crossrank.client import CrossrankClient
-from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
+from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, configure
 from crossrank.pipeline.documents import (
     Document,
     LineError,
@@ -72,6 +72,7 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def _send(settings: PipelineSettings, task: str, job_id: str, chunks: list[list[dict]], options: dict) -> None:
+    app = configure(settings)
     with app.connection_for_write(settings.redis_url) as connection:
         for number, chunk in enumerate(chunks):
             # argsrepr: logs and Flower show the chunk, not every document's text.

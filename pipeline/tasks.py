@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 from dataclasses import dataclass
 
 from celery import Task
 from celery.signals import worker_process_shutdown
 from chromadb.api import ClientAPI
 
-from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError
+from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError, backoff
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.documents import Document
 from crossrank.pipeline.jobs import FINISHED, JobStore
@@ -45,7 +44,7 @@ class Resources:
 
 @functools.cache
 def resources() -> Resources:
-    settings: PipelineSettings = app.crossrank_settings
+    settings: PipelineSettings = app.settings
     return Resources(settings, JobStore.from_url(settings.redis_url, settings.key_prefix),
                      CrossrankClient(**settings.client_kwargs()), open_chroma(settings))
 
@@ -70,7 +69,7 @@ def _give_up_or_retry(task: Task, jobs: JobStore, job_id: str, chunk: int, items
                       exc: Exception) -> None:
     if not isinstance(exc, PERMANENT_ERRORS) and task.request.retries < task.max_retries:
         jobs.note_retry(kind)
-        countdown = min(2.0 ** task.request.retries, 60.0) * random.uniform(0.5, 1.0)
+        countdown = backoff(task.request.retries, initial=1.0, maximum=60.0)
         log.warning("job %s chunk %d failed (%s: %s); retry %d of %d in %.1fs", job_id, chunk,
                     type(exc).__name__, exc, task.request.retries + 1, task.max_retries, countdown,
                     extra={"job_id": job_id, "chunk": chunk})
@@ -102,7 +101,7 @@ def index_documents(r: Resources, collection_name: str, documents: list[Document
     return {"indexed": len(documents), "passages": len(passages)}
 
 
-@app.task(name=INDEX_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
+@app.task(name=INDEX_TASK, bind=True)
 def index_chunk(self: Task, job_id: str, chunk: int, documents: list[dict], options: dict) -> None:
     r = resources()
     if _skip(r.jobs, job_id, chunk):
@@ -127,7 +126,7 @@ def _records(job_id: str, query: dict, result: SearchResult) -> list[tuple[str, 
             for hit in result.hits]
 
 
-@app.task(name=RERANK_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
+@app.task(name=RERANK_TASK, bind=True)
 def rerank_chunk(self: Task, job_id: str, chunk: int, queries: list[dict], options: dict) -> None:
     r = resources()
     if _skip(r.jobs, job_id, chunk):
