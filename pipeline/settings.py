@@ -43,6 +43,8 @@ class PipelineSettings:
     passage_overlap: int = setting(200, "Characters shared by consecutive passages of one document.")
     task_retries: int = setting(5, "Retries of a failed chunk (exponential backoff) before it is recorded "
                                    "as an error of its job.")
+    stall_seconds: float = setting(30.0, "A running chunk whose worker sends no heartbeat for this long is stalled: "
+                                         "a pipeline worker sends it again.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> PipelineSettings:
@@ -73,6 +75,8 @@ class PipelineSettings:
                 raise SettingsError(f"CROSSRANK_{name.upper()} must be at least 1")
         if not 0 <= self.passage_overlap < self.passage_chars:
             raise SettingsError("CROSSRANK_PASSAGE_OVERLAP must be at least 0 and below CROSSRANK_PASSAGE_CHARS")
+        if self.stall_seconds <= 0:
+            raise SettingsError("CROSSRANK_STALL_SECONDS must be above 0")
         if self.task_retries < 0 or self.timeout <= 0:
             raise SettingsError("CROSSRANK_TASK_RETRIES must be >= 0 and CROSSRANK_TIMEOUT > 0")
         return self
