@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossrank.pipeline.masking import mask_url
+
 
 def setting(default: Any, help: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"help": help, "secret": secret})
@@ -58,16 +60,17 @@ class PipelineSettings:
             try:
                 values[f.name] = type(f.default)(raw)
             except ValueError:
-                raise SettingsError(f"CROSSRANK_{f.name.upper()}={raw!r} is not a valid "
+                shown = "***" if f.metadata["secret"] else mask_url(raw)
+                raise SettingsError(f"CROSSRANK_{f.name.upper()}={shown!r} is not a valid "
                                     f"{type(f.default).__name__}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values).validate()
 
     def validate(self) -> PipelineSettings:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"CROSSRANK_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
+            raise SettingsError(f"CROSSRANK_REDIS_URL must be a redis:// URL, not {mask_url(self.redis_url)!r}")
         if self.chroma_url and not self.chroma_url.startswith(("http://", "https://")):
-            raise SettingsError(f"CROSSRANK_CHROMA_URL must be an http(s):// URL, not {self.chroma_url!r}")
+            raise SettingsError(f"CROSSRANK_CHROMA_URL must be an http(s):// URL, not {mask_url(self.chroma_url)!r}")
         if self.rerank_chunk_size < 0:
             raise SettingsError("CROSSRANK_RERANK_CHUNK_SIZE must be at least 0 (0 = auto)")
         for name in ("index_chunk_size", "embed_batch_size", "passage_chars"):
