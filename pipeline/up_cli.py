@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFailed
+from crossrank.pipeline.start_status import start_status
 
 
 @contextlib.contextmanager
@@ -51,7 +52,8 @@ def stack_options(fn):
 def _start(stack: LocalStack) -> LocalStack:
     click.echo(f"starting {stack.workers} worker(s) and {stack.pipeline_workers} pipeline worker(s)...", err=True)
     try:
-        return stack.start()
+        with start_status(stack):
+            return stack.start()
     except ServiceFailed as exc:
         raise click.ClickException(str(exc)) from exc
 
