@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -36,6 +37,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     def __init__(self, engine: Engine, drain: Drain):
         self.engine = engine
         self.drain = drain
+        self._started = time.monotonic()  # the worker starts loading as it starts serving
 
     def _rerank_error(self, request_id: str, exc: BaseException) -> pb.RerankResponse:
         exc = self.drain.reported(exc)
@@ -61,7 +63,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
-        return convert.info_response(self.engine.info())
+        """Answered while loading too: the state, and how long loading has taken, is what a caller needs then."""
+        info = self.engine.info()
+        if self.engine.ready:
+            return convert.info_response(info)
+        if self.engine.load_error is not None:
+            return convert.info_response(info, pb.WORKER_STATE_FAILED, load_error=str(self.engine.load_error))
+        return convert.info_response(info, pb.WORKER_STATE_LOADING, time.monotonic() - self._started)
 
     def RerankStream(self, request_iterator, context: grpc.ServicerContext) -> Iterator[pb.RerankResponse]:
         """Requests are read on a thread of their own and answered in completion order.
