@@ -144,7 +144,9 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_jso
 
 @main.command()
 @json_option
-@click.option("--wait", is_flag=True, help="Wait until a worker that is still loading is ready, instead of failing.")
+@click.option("--wait", is_flag=True,
+              help="Wait until a worker that is still loading is ready, instead of failing (--wait-for-worker "
+              "waits for that too).")
 @wait_for_worker_option
 @worker_options
 def info(as_json, wait, wait_for_worker, settings) -> None:
@@ -155,7 +157,7 @@ def info(as_json, wait, wait_for_worker, settings) -> None:
     try:
         with _connected_client(settings, wait_for_worker) as client:
             worker = client.info()
-            while wait and worker.state == "loading":
+            while (wait or wait_for_worker) and worker.state == "loading":
                 time.sleep(1.0)
                 worker = client.info()
     except CrossrankError as exc:
