@@ -59,6 +59,9 @@ class WorkerSettings:
     http_port: int = setting(
         0, "Serve the HTTP gateway (Cohere /v2/rerank, TEI /rerank) on this port, beside gRPC and sharing "
         "its batcher; 0 turns it off, -1 binds a free one (logged at start).")
+    http_max_body_bytes: int = setting(
+        2 * 1024 * 1024, "Largest HTTP request body; a larger one gets 413 before it is read whole (TEI's "
+        "default is the same 2 MB).")
     auth_token: str = setting("", "Require `authorization: Bearer <token>` on Reranker calls; empty = open.",
                               secret=True)
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
@@ -89,7 +92,8 @@ class WorkerSettings:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 (auto) or positive")
         for name in ("max_queue_pairs", "sort_window",
-                     "max_documents_per_request", "max_characters_per_request", "grpc_threads"):
+                     "max_documents_per_request", "max_characters_per_request", "grpc_threads",
+                     "http_max_body_bytes"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.max_length < 0:
