@@ -78,3 +78,5 @@ class WorkerInfo:
     max_message_bytes: int
     embed_dimensions: int
     version: str
+    dtype_reason: str = ""
+    tokenizer_workers: int = 0

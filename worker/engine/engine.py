@@ -36,7 +36,7 @@ from crossrank.worker.engine.types import (
     ScoreOutcome,
     Usage,
 )
-from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.errors import DeadlineError, InvalidInputError, NotReadyError, NotServedError, OverloadedError
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.settings import WorkerSettings
 
@@ -80,7 +80,8 @@ def _await(ticket: Ticket, hook: TicketHook | None) -> Ticket:
         hook(ticket)
     timeout = None if ticket.deadline is None else max(0.0, ticket.deadline - time.perf_counter())
     try:
-        ticket.wait(timeout)
+        if not ticket.wait(timeout):
+            ticket._finish(DeadlineError("deadline passed before the request was scored; its work was dropped"))
     finally:
         ticket.cancel()  # a no-op once the ticket is done
     return ticket
@@ -244,6 +245,7 @@ class Engine:
     def _tokenize(self, batcher: Batcher, ticket: Ticket, pairs: int, encode: Callable[[], Tokens]) -> None:
         try:
             if ticket.done:  # cancelled while it waited for a tokenizer
+                batcher.observer.dropped(pairs)
                 return
             started = time.perf_counter()
             ticket.tokens = encode()

@@ -155,7 +155,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "embed_model", "device", "dtype", "max_input_length", "max_batch_tokens", "max_documents_per_request", "max_characters_per_request", "max_message_bytes", "version", "embed_dimensions", "backend", "max_batch_pairs", "max_queue_pairs")
+    __slots__ = ("model", "embed_model", "device", "dtype", "max_input_length", "max_batch_tokens", "max_documents_per_request", "max_characters_per_request", "max_message_bytes", "version", "embed_dimensions", "backend", "max_batch_pairs", "max_queue_pairs", "dtype_reason", "tokenizer_workers")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBED_MODEL_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,8 @@ class InfoResponse(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_PAIRS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_REASON_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_WORKERS_FIELD_NUMBER: _ClassVar[int]
     model: str
     embed_model: str
     device: str
@@ -184,4 +186,6 @@ class InfoResponse(_message.Message):
     backend: str
     max_batch_pairs: int
     max_queue_pairs: int
-    def __init__(self, model: _Optional[str] = ..., embed_model: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_input_length: _Optional[int] = ..., max_batch_tokens: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_characters_per_request: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., backend: _Optional[str] = ..., max_batch_pairs: _Optional[int] = ..., max_queue_pairs: _Optional[int] = ...) -> None: ...
+    dtype_reason: str
+    tokenizer_workers: int
+    def __init__(self, model: _Optional[str] = ..., embed_model: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_input_length: _Optional[int] = ..., max_batch_tokens: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_characters_per_request: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., backend: _Optional[str] = ..., max_batch_pairs: _Optional[int] = ..., max_queue_pairs: _Optional[int] = ..., dtype_reason: _Optional[str] = ..., tokenizer_workers: _Optional[int] = ...) -> None: ...
