@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import click
 
+from crossrank.client.cli_options import Group
 from crossrank.pipeline.celery_app import QUEUES
 from crossrank.pipeline.cli_options import worker_options
 
 
-@click.group("pipeline")
+@click.group("pipeline", cls=Group)
 def pipeline() -> None:
     """Run the bulk pipeline's Celery workers."""
 
