@@ -146,6 +146,21 @@ def cancel(job_id, as_json, settings) -> None:
         _show(api.cancel(job_id, settings=settings), as_json)
 
 
+@jobs.command("resume")
+@click.argument("job_id")
+@json_option
+@redis_options
+def resume(job_id, as_json, settings) -> None:
+    """Send again the chunks of a stalled job that are not yet counted."""
+    with _errors():
+        chunks = api.resume(job_id, settings=settings)
+        if as_json:
+            _print_json({"job_id": job_id, "chunks": chunks})
+        else:
+            click.echo(f"job {job_id}: sent {len(chunks)} chunks again" +
+                       (f" ({', '.join(map(str, chunks))})" if chunks else ""))
+
+
 @jobs.command("results")
 @click.argument("job_id")
 @click.option("--query", "query_id", default=None, help="Only this query id.")

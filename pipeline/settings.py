@@ -36,6 +36,8 @@ class PipelineSettings(ClientSettings):
                                          flag="--metrics-port")
     json_logs: bool = setting(False, "JSON log lines carrying the task id, job id and chunk.",
                               flag="--json-logs", off_flag="--text-logs")
+    stall_seconds: float = setting(30.0, "A running chunk whose worker sends no heartbeat for this long is stalled: "
+                                         "a pipeline worker sends it again.")
 
     def validate(self) -> PipelineSettings:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -53,4 +55,6 @@ class PipelineSettings(ClientSettings):
             raise SettingsError("CROSSRANK_TASK_RETRIES must be at least 0")
         if not 0 <= self.pipeline_metrics_port <= 65535:
             raise SettingsError("CROSSRANK_PIPELINE_METRICS_PORT must be a port number, or 0 (off)")
+        if self.stall_seconds <= 0:
+            raise SettingsError("CROSSRANK_STALL_SECONDS must be above 0")
         return super().validate()

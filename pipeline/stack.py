@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossrank.pipeline.local_process import LocalProcess, ServiceFailed
+from crossrank.pipeline.masking import mask_url
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.protos.net import free_port, serving
 
@@ -160,7 +161,7 @@ class LocalStack:
         server = shutil.which("redis-server")
         if server is None:
             raise ServiceFailed(
-                f"no Redis answers at {self.redis_url} and redis-server is not on the PATH. Start one, e.g. "
+                f"no Redis answers at {mask_url(self.redis_url)} and redis-server is not on the PATH. Start one, e.g. "
                 "`docker run -d -p 6379:6379 redis:7` or `sudo apt install redis-server`, or point "
                 "CROSSRANK_REDIS_URL (--redis-url) at yours.")
         port = free_port(self.host)

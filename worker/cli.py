@@ -61,6 +61,7 @@ def serve(json_logs: bool, **values) -> None:
         raise click.UsageError(str(exc)) from exc
     log.info("settings: %s", settings.public())
 
+    from crossrank.worker.loading_status import loading_status
     from crossrank.worker.server import create_server  # heavy: torch, transformers
 
     server = create_server(settings)
@@ -76,8 +77,9 @@ def serve(json_logs: bool, **values) -> None:
         signal.signal(sig, lambda *_: stop.set())
     ready = threading.Thread(target=server.wait_ready, daemon=True)
     ready.start()
-    while not stop.is_set() and ready.is_alive():
-        stop.wait(0.2)
+    with loading_status(server.engine):
+        while not stop.is_set() and ready.is_alive():
+            stop.wait(0.2)
     if server.engine.load_error is not None:
         server.stop(0)
         raise click.ClickException(f"could not load the model: {server.engine.load_error}")

@@ -78,7 +78,7 @@ def test_loading_worker_is_unavailable(tiny_cross_encoder):
 def test_missing_gpu_is_a_clear_start_up_error():
     import torch
 
-    from crossrank.worker.device import resolve_device
+    from crossrank.worker.engine.device import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

@@ -211,10 +211,10 @@ QUERIES = ["什么是RAG技术？", "what is retrieval augmented generation", "c
            "北京", "how do i treat the flu", "vector search database"]
 
 
-def send_chunks(settings, task: str, job_id: str, chunks: Sequence[tuple[int, list[dict]]], options: dict) -> None:
-    """Put task messages on the queue as the API does; a chunk listed twice is delivered twice."""
-    from crossrank.pipeline.celery_app import app
+def send_chunks(settings, chunks: Sequence) -> None:
+    """Put chunk messages (IndexChunk or RerankChunk, all of one kind) on the queue as the API does; a chunk
+    listed twice is delivered twice."""
+    from crossrank.pipeline.chunks import IndexChunk, enqueue
 
-    with app.connection_for_write(settings.redis_url) as connection:
-        for number, items in chunks:
-            app.send_task(task, args=(job_id, number, items, options), connection=connection)
+    kind = "index" if isinstance(chunks[0], IndexChunk) else "rerank"
+    enqueue(settings, kind, [c.to_message() for c in chunks])

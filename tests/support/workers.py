@@ -17,7 +17,8 @@ def worker_settings(cross_encoder: Path, bi_encoder: Path | None = None, **overr
     from crossrank.worker.settings import WorkerSettings
 
     values = dict(host="127.0.0.1", port=0, model=str(cross_encoder),
-                  embed_model=str(bi_encoder) if bi_encoder else "none", device="cpu", grace_seconds=0.5)
+                  embed_model=str(bi_encoder) if bi_encoder else "none", device="cpu", dtype="fp32",
+                  grace_seconds=0.5)
     values.update(overrides)
     return WorkerSettings(**values)
 
