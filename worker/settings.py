@@ -67,6 +67,8 @@ class WorkerSettings:
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
     tls_key: str = setting("", "PEM private key of tls_cert.")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
+                              "onnx-int8), one per model; made on first use.")
 
     @property
     def serves_embeddings(self) -> bool:
