@@ -133,3 +133,10 @@ def test_a_bad_redis_url_is_one_line_with_the_password_masked():
         assert result.returncode != 0
         assert result.stderr.strip().splitlines() == [
             "Error: CROSSRANK_REDIS_URL must be a redis:// URL, not 'http://user:***@cache:6379/0'"], result.stderr
+
+
+def test_a_setting_with_few_values_offers_them_as_choices():
+    from crossrank.worker.settings import BACKENDS, DTYPES
+
+    options = {p.name: p for path, command in _commands() if path == "serve" for p in command.params}
+    assert options["dtype"].type.choices == DTYPES and options["backend"].type.choices == BACKENDS
