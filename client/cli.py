@@ -13,14 +13,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crossrank.client.cli_options import json_option, wait_for_worker_option, worker_options
+from crossrank.client.cli_options import Group, json_option, wait_for_worker_option, worker_options
 from crossrank.client.exceptions import CrossrankError
 from crossrank.client.settings import ClientSettings
 
 console = Console()
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     """Adds the subcommands registered by the installed packages, on first use."""
 
     def _plugins(self) -> dict:

@@ -65,5 +65,7 @@ def enqueue(settings: PipelineSettings, kind: str, messages: list[dict]) -> None
         for message in messages:
             records = len(message.get("documents") or message.get("queries") or [])
             # argsrepr: logs and Flower show the chunk, not every document's text.
-            app.send_task(task, args=(message,), connection=connection,
+            # ignore_result: no subscription to a result that never comes (and no reconnect storm
+            # in the submitting process when Redis restarts).
+            app.send_task(task, args=(message,), connection=connection, ignore_result=True,
                           argsrepr=f"(job {message['job_id']}, chunk {message['chunk']}, <{records} records>)")

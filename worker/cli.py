@@ -24,7 +24,8 @@ def settings_options(fn):
         fn = click.option(
             f"--{f.name.replace('_', '-')}",
             f.name,
-            type=_TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+            type=(click.Choice(f.metadata["choices"]) if f.metadata.get("choices")
+                  else _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]),
             default=f.default,
             envvar=f"CROSSRANK_{f.name.upper()}",
             show_default=not f.metadata.get("secret"),

@@ -119,7 +119,8 @@ class Engine:
         t0 = time.perf_counter()
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
+                                          s.onnx_cache)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
