@@ -12,8 +12,13 @@ from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.documents import Document, Query
 
 
+class _Message:
+    def to_message(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class IndexChunk:
+class IndexChunk(_Message):
     job_id: str
     chunk: int
     collection: str
@@ -25,15 +30,12 @@ class IndexChunk:
     def from_message(cls, message: dict) -> IndexChunk:
         return cls(**{**message, "documents": [Document(**d) for d in message["documents"]]})
 
-    def to_message(self) -> dict:
-        return asdict(self)
-
     def __len__(self) -> int:
         return len(self.documents)
 
 
 @dataclass(frozen=True)
-class RerankChunk:
+class RerankChunk(_Message):
     job_id: str
     chunk: int
     collection: str
@@ -45,9 +47,6 @@ class RerankChunk:
     @classmethod
     def from_message(cls, message: dict) -> RerankChunk:
         return cls(**{**message, "queries": [Query(**q) for q in message["queries"]]})
-
-    def to_message(self) -> dict:
-        return asdict(self)
 
     def __len__(self) -> int:
         return len(self.queries)

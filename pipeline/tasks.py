@@ -12,9 +12,10 @@ Faults:
 - Job-state writes retry through Redis outages (jobs.py). Should Redis stay away longer, the
   message is rejected back to its queue: Celery acks a failed task, and a chunk acked but not
   counted would be lost.
-- While a chunk runs, its process sends heartbeats. A watchdog thread in every pool process sends
-  again the chunks whose owner went silent (a killed Celery parent or container, whose messages
-  Redis would hold back for the whole visibility timeout).
+- A chunk is owned from the moment a Celery worker receives its message, and while it runs, its
+  pool process sends heartbeats. A watchdog thread in every pool process sends again the chunks
+  whose owner went silent (a killed Celery parent or container, whose messages Redis would hold
+  back for the whole visibility timeout).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import redis
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_received, worker_process_init, worker_process_shutdown
 from chromadb.api import ClientAPI
 from kombu.exceptions import OperationalError
 
@@ -166,6 +167,24 @@ def _beat(jobs: JobStore, chunk: Chunk, owner: str, stop: threading.Event) -> No
                 return  # counted, or claimed by a watchdog: not ours any more
         except INFRASTRUCTURE_ERRORS as exc:
             log.debug("heartbeat of job %s chunk %d failed: %s", chunk.job_id, chunk.chunk, exc)
+
+
+@functools.cache
+def _receiver_jobs() -> JobStore:
+    return job_store(app.crossrank_settings)
+
+
+@task_received.connect
+def _own_on_receipt(request, **_) -> None:
+    """Own a chunk from the moment this worker takes its message, before a pool process starts it: should the
+    worker die in between, the entry goes silent and a watchdog sends the chunk again."""
+    message = request.args[0] if request.args else None
+    if not isinstance(message, dict) or "job_id" not in message:
+        return
+    try:
+        _receiver_jobs().start(message["job_id"], message["chunk"], f"{request.hostname} pid {os.getpid()}")
+    except INFRASTRUCTURE_ERRORS as exc:
+        log.warning("job %s chunk %s: could not record its owner: %s", message["job_id"], message["chunk"], exc)
 
 
 @worker_process_init.connect

@@ -20,7 +20,7 @@ COLLECTION = "faults"
 INITIAL_K, TOP_K = 8, 3
 STALL_SECONDS = "3"
 # One query per chunk: a job of many small chunks, so that a fault lands in the middle of it.
-QUERY_RECORDS = [{"id": f"q{i:02d}", "text": f"{QUERIES[i % len(QUERIES)]} {i}"} for i in range(36)]
+QUERY_RECORDS = [{"id": f"q{i:02d}", "text": f"{QUERIES[i % len(QUERIES)]} {i}"} for i in range(24)]
 
 
 class RedisServer:
