@@ -89,17 +89,16 @@ def _close(**_) -> None:
 
 @app.task(name=INDEX_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
 def index_chunk(self: Task, message: dict) -> None:
-    run_chunk(self, IndexChunk.from_message(message), "index", index_documents)
+    run_chunk(self, resources(), IndexChunk.from_message(message), "index", index_documents)
 
 
 @app.task(name=RERANK_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
 def rerank_chunk(self: Task, message: dict) -> None:
-    run_chunk(self, RerankChunk.from_message(message), "rerank", rerank_queries)
+    run_chunk(self, resources(), RerankChunk.from_message(message), "rerank", rerank_queries)
 
 
-def run_chunk(task: Task, chunk: Chunk, kind: str, work: Callable[[Resources, Chunk], dict]) -> None:
+def run_chunk(task: Task, r: Resources, chunk: Chunk, kind: str, work: Callable[[Resources, Chunk], dict]) -> None:
     """Run one chunk as its owner, then count it once; errors per query or line go to the job."""
-    r = resources()
     where = {"job_id": chunk.job_id, "chunk": chunk.chunk}
     try:
         with owning(r.jobs, chunk, owner=f"{task.request.hostname} pid {os.getpid()}") as owned:
