@@ -128,7 +128,7 @@ def submit_index(source: str | Path | Iterable[Document | dict | str], collectio
     _jobs(settings).create("index", collection, total=len(unique), chunks=len(messages), params=options,
                            counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
                            errors=_line_errors(errors), payloads=messages, job_id=job_id)
-    enqueue(settings.redis_url, "index", messages)
+    enqueue(settings, "index", messages)
     return job_id
 
 
@@ -168,7 +168,7 @@ def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection
                            counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
                                    "skipped": len(parsed) - len(unique)},
                            errors=_line_errors(errors), payloads=messages, job_id=job_id)
-    enqueue(settings.redis_url, "rerank", messages)
+    enqueue(settings, "rerank", messages)
     return job_id
 
 
@@ -187,14 +187,15 @@ def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatu
 
 def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int]:
     """Send again every chunk of a queued, running or stalled job that is not yet counted; returns their
-    numbers. A chunk that still runs somewhere runs twice, which changes nothing (see tasks.py)."""
+    numbers (none for a finished job). A chunk that still runs somewhere runs twice, which changes nothing
+    (see tasks.py)."""
     settings = _settings(settings)
     jobs = _jobs(settings)
     job = jobs.get(job_id)
-    if job.finished:
-        raise ValueError(f"job {job_id} is {job.state}: nothing to resume")
+    if job.finished:  # nothing is missing, or nothing should run
+        return []
     messages = jobs.pending(job_id)
-    enqueue(settings.redis_url, job.kind, messages)
+    enqueue(settings, job.kind, messages)
     return [m["chunk"] for m in messages]
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
+from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, configure
 from crossrank.pipeline.documents import Document, Query
+from crossrank.pipeline.settings import PipelineSettings
 
 
 class _Message:
@@ -55,10 +56,11 @@ class RerankChunk(_Message):
 TASKS = {"index": INDEX_TASK, "rerank": RERANK_TASK}  # by job kind
 
 
-def enqueue(redis_url: str, kind: str, messages: list[dict]) -> None:
+def enqueue(settings: PipelineSettings, kind: str, messages: list[dict]) -> None:
     """Put chunk messages of one kind of job on their queue."""
     task = TASKS[kind]
-    with app.connection_for_write(redis_url) as connection:
+    app = configure(settings)
+    with app.connection_for_write(settings.redis_url) as connection:
         for message in messages:
             records = len(message.get("documents") or message.get("queries") or [])
             # argsrepr: logs and Flower show the chunk, not every document's text.

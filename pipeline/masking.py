@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
-# scheme://user:password@host or scheme://:password@host
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]+@")
+from crossrank.client.settings import mask_url
 
-
-def mask_url(url: str) -> str:
-    """`url` with its password replaced by ***; other URLs unchanged."""
-    return _PASSWORD.sub(r"\1***@", url)
+__all__ = ["mask_url", "write_env_file"]
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> Path:

@@ -37,7 +37,7 @@ from celery.signals import task_received, worker_process_init, worker_process_sh
 from chromadb.api import ClientAPI
 from kombu.exceptions import OperationalError
 
-from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError
+from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError, backoff
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.chunks import IndexChunk, RerankChunk, enqueue
 from crossrank.pipeline.jobs import JobStore
@@ -74,7 +74,7 @@ def job_store(settings: PipelineSettings) -> JobStore:
 
 @functools.cache
 def resources() -> Resources:
-    settings: PipelineSettings = app.crossrank_settings
+    settings: PipelineSettings = app.settings
     return Resources(settings, job_store(settings), CrossrankClient(**settings.client_kwargs()),
                      open_chroma(settings))
 
@@ -87,12 +87,12 @@ def _close(**_) -> None:
 
 # -- the tasks ---------------------------------------------------------------------------------------
 
-@app.task(name=INDEX_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
+@app.task(name=INDEX_TASK, bind=True)
 def index_chunk(self: Task, message: dict) -> None:
     run_chunk(self, resources(), IndexChunk.from_message(message), "index", index_documents)
 
 
-@app.task(name=RERANK_TASK, bind=True, max_retries=app.crossrank_settings.task_retries)
+@app.task(name=RERANK_TASK, bind=True)
 def rerank_chunk(self: Task, message: dict) -> None:
     run_chunk(self, resources(), RerankChunk.from_message(message), "rerank", rerank_queries)
 
@@ -127,7 +127,7 @@ def _give_up_or_retry(task: Task, jobs: JobStore, chunk: Chunk, kind: str, exc: 
     job_id, number = chunk.job_id, chunk.chunk
     if not isinstance(exc, PERMANENT_ERRORS) and task.request.retries < task.max_retries:
         jobs.note_retry(kind)
-        countdown = min(2.0 ** task.request.retries, 60.0) * random.uniform(0.5, 1.0)
+        countdown = backoff(task.request.retries, initial=1.0, maximum=60.0)
         log.warning("job %s chunk %d failed (%s: %s); retry %d of %d in %.1fs", job_id, number,
                     type(exc).__name__, exc, task.request.retries + 1, task.max_retries, countdown,
                     extra={"job_id": job_id, "chunk": number})
@@ -170,7 +170,7 @@ def _beat(jobs: JobStore, chunk: Chunk, owner: str, stop: threading.Event) -> No
 
 @functools.cache
 def _receiver_jobs() -> JobStore:
-    return job_store(app.crossrank_settings)
+    return job_store(app.settings)
 
 
 @task_received.connect
@@ -188,7 +188,7 @@ def _own_on_receipt(request, **_) -> None:
 
 @worker_process_init.connect
 def _start_watchdog(**_) -> None:
-    settings: PipelineSettings = app.crossrank_settings
+    settings: PipelineSettings = app.settings
     threading.Thread(target=watch, args=(settings, f"pid {os.getpid()}"), daemon=True,
                      name="crossrank-watchdog").start()
 
@@ -199,12 +199,12 @@ def watch(settings: PipelineSettings, claimer: str) -> None:
     while True:
         time.sleep(random.uniform(0.25, 0.5) * settings.stall_seconds)
         try:
-            requeue_stalled(jobs, settings.redis_url, claimer)
+            requeue_stalled(jobs, settings, claimer)
         except INFRASTRUCTURE_ERRORS as exc:
             log.debug("stall check failed: %s", exc)
 
 
-def requeue_stalled(jobs: JobStore, redis_url: str, claimer: str) -> int:
+def requeue_stalled(jobs: JobStore, settings: PipelineSettings, claimer: str) -> int:
     sent = 0
     for job_id in jobs.active():
         messages = jobs.claim_stalled(job_id, claimer)
@@ -212,7 +212,7 @@ def requeue_stalled(jobs: JobStore, redis_url: str, claimer: str) -> int:
             kind = jobs.get(job_id).kind
             log.warning("job %s: chunks %s have no live owner; sent again", job_id,
                         ", ".join(str(m["chunk"]) for m in messages), extra={"job_id": job_id})
-            enqueue(redis_url, kind, messages)
+            enqueue(settings, kind, messages)
             sent += len(messages)
     return sent
 

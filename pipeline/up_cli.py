@@ -12,6 +12,7 @@ import click
 
 from crossrank.pipeline.masking import mask_url, write_env_file
 from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFailed
+from crossrank.pipeline.start_status import start_status
 
 
 @contextlib.contextmanager
@@ -52,7 +53,8 @@ def stack_options(fn):
 def _start(stack: LocalStack) -> LocalStack:
     click.echo(f"starting {stack.workers} worker(s) and {stack.pipeline_workers} pipeline worker(s)...", err=True)
     try:
-        return stack.start()
+        with start_status(stack):
+            return stack.start()
     except ServiceFailed as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SHARED, crossrank_command, free_port
+from support.paths import SHARED
+from support.redis_server import PIPELINE_DB, redis_url_for
+from support.workers import crossrank_command
 
-# Parallel checkouts on one machine point CROSSRANK_TEST_REDIS at Redis servers of their own.
-TEST_REDIS = os.environ.get("CROSSRANK_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{TEST_REDIS}/11"
+from crossrank.protos.net import free_port
+
+REDIS_URL = redis_url_for(PIPELINE_DB)
 MSMARCO = SHARED / "data" / "agentset-msmarco"
 
 
@@ -91,11 +93,11 @@ class CeleryWorker:
 
     def pool_size(self) -> int:
         """How many pool processes the running worker has, as it reports itself."""
-        from crossrank.pipeline.stack import control_app
+        from crossrank.pipeline.stack import celery_node_reply
 
-        stats = control_app(settings_for(self.env).redis_url).control.inspect([self.node], timeout=5).stats()
-        assert stats and self.node in stats, f"no stats from {self.node}"
-        return stats[self.node]["pool"]["max-concurrency"]
+        stats = celery_node_reply(self.node, settings_for(self.env).redis_url, "stats", timeout=5)
+        assert stats, f"no stats from {self.node}"
+        return stats["pool"]["max-concurrency"]
 
     def output(self) -> str:
         return self.process.log_path.read_text(encoding="utf-8", errors="replace")
@@ -215,4 +217,4 @@ def send_chunks(settings, chunks: Sequence) -> None:
     from crossrank.pipeline.chunks import IndexChunk, enqueue
 
     kind = "index" if isinstance(chunks[0], IndexChunk) else "rerank"
-    enqueue(settings.redis_url, kind, [c.to_message() for c in chunks])
+    enqueue(settings, kind, [c.to_message() for c in chunks])
