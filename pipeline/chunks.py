@@ -64,5 +64,7 @@ def enqueue(settings: PipelineSettings, kind: str, messages: list[dict]) -> None
         for message in messages:
             records = len(message.get("documents") or message.get("queries") or [])
             # argsrepr: logs and Flower show the chunk, not every document's text.
-            app.send_task(task, args=(message,), connection=connection,
+            # ignore_result: nothing reads task results, and subscribing to them would tie this process to
+            # the result backend of the first Redis it used.
+            app.send_task(task, args=(message,), connection=connection, ignore_result=True,
                           argsrepr=f"(job {message['job_id']}, chunk {message['chunk']}, <{records} records>)")

@@ -261,12 +261,12 @@ class ResultRecords:
 
 
 class ChunkProgress:
-    """Queries and pairs done so far, written to the job at most once a second (best effort)."""
+    """Queries and pairs done so far, written to the job on the first result, then at most once a second."""
 
     def __init__(self, jobs: JobStore, chunk: RerankChunk):
         self.jobs, self.chunk = jobs, chunk
         self.so_far = {"items": 0, "queries": 0, "pairs": 0}
-        self.written = time.monotonic()
+        self.written = float("-inf")
 
     def __call__(self, result: SearchResult) -> None:
         self.so_far["items"] += 1

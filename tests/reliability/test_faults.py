@@ -13,7 +13,6 @@ import signal
 import time
 
 import pytest
-from conftest import WorkerProcess, free_port
 from fault_support import (
     assert_exact,
     index_corpus,
@@ -24,6 +23,9 @@ from fault_support import (
     submit_and_wait_mid_job,
 )
 from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
+from support.workers import WorkerProcess
+
+from crossrank.protos.net import free_port
 
 pytestmark = pytest.mark.slow
 
