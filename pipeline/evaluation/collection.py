@@ -35,13 +35,17 @@ def _index_here(client: CrossrankClient, collection: Collection, settings: Pipel
                 documents: Sequence[Document], on_progress: Callable[[int], None]) -> None:
     chroma = open_chroma(settings)
     size = _passage_chars(documents)
+    # An interrupted run left some documents in: embed only the others.
+    present = {passage_id.rsplit("#", 1)[0] for passage_id in collection.get(include=[])["ids"]}
+    on_progress(len(present))
+    documents = [d for d in documents if d.id not in present]
     step = settings.embed_batch_size
     for start in range(0, len(documents), step):
         batch = [p for d in documents[start:start + step] for p in split_passages(d.id, d.text, size, 0)]
         vectors = client.embed([p.text for p in batch]).embeddings
         upsert(collection, chroma, [p.id for p in batch], vectors, [p.text for p in batch],
                [{"doc_id": p.doc_id, "passage": p.number} for p in batch])
-        on_progress(min(start + step, len(documents)))
+        on_progress(len(present) + min(start + step, len(documents)))
 
 
 def _index_by_job(name: str, settings: PipelineSettings, documents: Sequence[Document],

@@ -15,9 +15,13 @@ Scores = dict[str, dict[str, float]]  # {query id: {doc id: cross-encoder score}
 
 
 def score_candidates(client: CrossrankClient, queries: Mapping[str, str], candidates: Mapping[str, Sequence[str]],
-                     texts: Mapping[str, str], *, max_documents: int, queries_per_stream: int = 8,
+                     texts: Mapping[str, str], *, max_documents: int, queries_per_stream: int = 2,
                      on_progress: Callable[[int], None] | None = None) -> Scores:
-    """Every candidate's score; `on_progress` gets the number of queries done after each stream."""
+    """Every candidate's score; `on_progress` gets the number of queries done after each stream.
+
+    Each stream carries a few queries, so that one stream's candidates (hundreds of pairs) fit in the
+    client's deadline even on a loaded CPU worker, and the progress bar moves.
+    """
     scores: Scores = {q: {} for q in candidates}
     query_ids = list(candidates)
     for start in range(0, len(query_ids), queries_per_stream):

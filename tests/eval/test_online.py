@@ -83,3 +83,21 @@ def test_a_sweep_cuts_the_deepest_ranking_at_each_depth(beir, env, tmp_path):
             assert row["rankings"] == by_key[(row["stage"], 4)]["rankings"]
             assert row["metrics"] == pytest.approx(by_key[(row["stage"], 4)]["metrics"], abs=1e-6)
     assert (tmp_path / "sweep" / "ndcg.png").stat().st_size > 1000
+
+
+def test_an_interrupted_index_is_completed(beir, env, worker):
+    from crossrank.client import CrossrankClient
+    from crossrank.pipeline.evaluation.collection import collection_name
+    from crossrank.pipeline.settings import PipelineSettings
+    from crossrank.pipeline.store import open_chroma, open_collection
+
+    data = load_beir(beir)
+    with CrossrankClient(worker.address) as client:
+        name = collection_name(data.name, data.corpus_sha256, client.info().embed_model)
+    collection = open_collection(open_chroma(PipelineSettings.from_env(env)), name, create=True)
+    before = collection.get(ids=["paris#0", "tea#0"], include=["embeddings"])["embeddings"]
+    collection.delete(ids=["paris#0", "tea#0"])
+    report = _json(str(beir), "--initial-k", "4", "--first-stage", "dense", env=env)
+    assert report["indexed"] is True and collection.count() == 10
+    after = collection.get(ids=["paris#0", "tea#0"], include=["embeddings"])["embeddings"]
+    assert np.allclose(before, after, atol=1e-5)
