@@ -9,11 +9,10 @@ out, as BEIR does, and each is named in `left_out`.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.pipeline.documents import Document
+from crossrank.pipeline.documents import Document, _read_jsonl
 
 LAYOUT = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -38,18 +37,9 @@ class BeirData:
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                fields = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BeirError(f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(fields, dict):
-                raise BeirError(f"{path} line {number}: a JSON object is expected")
-            rows.append((number, fields))
+    rows, errors = _read_jsonl(path)
+    if errors:
+        raise BeirError(f"{path} {errors[0]}")
     return rows
 
 
