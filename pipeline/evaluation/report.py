@@ -52,23 +52,27 @@ def _plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     stages = list(dict.fromkeys(row["stage"] for row in report["rows"]))
     depths = sorted({row["initial_k"] for row in report["rows"]})
+    values = [row["metrics"]["ndcg@10"] for row in report["rows"]]
+    # One colour per first stage: solid alone, dashed reranked.
+    colours = {base: f"C{i}" for i, base in enumerate(dict.fromkeys(s.split("+")[0] for s in stages))}
     if len(depths) > 1:
         for stage in stages:
             points = sorted((r["initial_k"], r["metrics"]["ndcg@10"]) for r in report["rows"] if r["stage"] == stage)
             ax.plot(*zip(*points, strict=True), marker="o", linestyle="--" if "+rerank" in stage else "-",
-                    label=stage)
+                    color=colours[stage.split("+")[0]], label=stage)
         ax.set_xscale("log")
         ax.set_xticks(depths, [str(d) for d in depths])
         ax.set_xlabel("initial_k (first-stage candidates)")
         ax.legend(fontsize=8)
     else:
-        values = [next(r["metrics"]["ndcg@10"] for r in report["rows"] if r["stage"] == s) for s in stages]
-        bars = ax.bar(stages, values, color=["#8da0cb" if "+rerank" in s else "#66c2a5" for s in stages])
+        bars = ax.bar(stages, values, color=[colours[s.split("+")[0]] for s in stages],
+                      hatch=["//" if "+rerank" in s else "" for s in stages])
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
         ax.set_xlabel(f"stage (initial_k = {depths[0]})")
         ax.tick_params(axis="x", labelsize=8)
     ax.set_ylabel("NDCG@10")
-    ax.set_ylim(0, 1)
+    # Bars start at 0; lines zoom in on where they are.
+    ax.set_ylim(max(0.0, min(values) - 0.1) if len(depths) > 1 else 0.0, min(1.0, max(values) + 0.1))
     ax.set_title(f"{report['data']['name']}: reranker {Path(report['worker']['model']).name}", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
