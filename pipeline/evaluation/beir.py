@@ -3,7 +3,7 @@
 An evaluation is only worth something on exactly the data it names, so unlike an index job, which
 skips a bad line and goes on, any line that cannot be used stops the evaluation before anything is
 indexed or written, with the file and line in the message. Queries that have no judgments are left
-out, as BEIR does, and each is named in `left_out`.
+out, as BEIR does, and so are empty documents; each is named in `left_out`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class BeirData:
     documents: list[Document]  # text is `title text`, as the BEIR figures index it
     queries: dict[str, str]  # judged queries only, in file order
     qrels: dict[str, dict[str, int]]
-    left_out: list[str]  # one line per query without judgments
+    left_out: list[str]  # one line per query without judgments and per empty document
     corpus_sha256: str
 
     @property
@@ -52,21 +52,23 @@ def _id_and_text(path: Path, number: int, fields: dict) -> tuple[str, str]:
     return str(raw_id), text
 
 
-def _read_corpus(path: Path) -> list[Document]:
-    documents, seen = [], set()
+def _read_corpus(path: Path) -> tuple[list[Document], set[str], list[str]]:
+    """The documents; every id, empty documents' too (qrels may judge them); a line per empty document."""
+    documents, seen, empty = [], set(), []
     for number, fields in _jsonl(path):
         doc_id, text = _id_and_text(path, number, fields)
         if doc_id in seen:
             raise BeirError(f"{path} line {number}: document id {doc_id!r} appears twice")
+        seen.add(doc_id)
         title = fields.get("title")
         full = f"{title} {text}".strip() if isinstance(title, str) else text.strip()
-        if not full:
-            raise BeirError(f"{path} line {number}: document {doc_id!r} has neither title nor text")
-        seen.add(doc_id)
-        documents.append(Document(doc_id, full))
+        if full:
+            documents.append(Document(doc_id, full))
+        else:  # Cranfield has two: nothing to index, and nothing a search could find
+            empty.append(f"{path} line {number}: document {doc_id!r} has neither title nor text; left out")
     if not documents:
         raise BeirError(f"{path}: the corpus holds no documents")
-    return documents
+    return documents, seen, empty
 
 
 def _read_queries(path: Path) -> list[tuple[int, str, str]]:
@@ -127,10 +129,10 @@ def load_beir(folder: str | Path) -> BeirData:
     if missing:
         raise BeirError(f"{folder}: not in BEIR layout, missing {', '.join(missing)} (expected {', '.join(LAYOUT)})")
     corpus_path, queries_path, qrels_path = (folder / name for name in LAYOUT)
-    documents = _read_corpus(corpus_path)
+    documents, doc_ids, empty = _read_corpus(corpus_path)
     numbered = _read_queries(queries_path)
-    qrels = _read_qrels(qrels_path, {q for _, q, _ in numbered}, {d.id for d in documents})
-    left_out = [f"{queries_path} line {n}: query {q!r} has no judgments in {qrels_path.name}; left out"
+    qrels = _read_qrels(qrels_path, {q for _, q, _ in numbered}, doc_ids)
+    left_out = empty + [f"{queries_path} line {n}: query {q!r} has no judgments in {qrels_path.name}; left out"
                 for n, q, _ in numbered if q not in qrels]
     queries = {q: text for _, q, text in numbered if q in qrels}
     return BeirData(folder, documents, queries, qrels, left_out, _sha256(corpus_path))

@@ -102,7 +102,7 @@ def run(data, stages, profile, initial_k, top_k, sweep, rrf_k, collection, via_j
         config = EvalConfig(chosen, depths, top, profile, rrf_k, via_jobs, collection)
         loaded = load_beir(data)
         if loaded.left_out:
-            stderr.print(f"{len(loaded.left_out)} queries have no judgments and are left out; the first: "
+            stderr.print(f"{len(loaded.left_out)} left out (the report lists them all), the first: "
                          f"{loaded.left_out[0]}", soft_wrap=True, highlight=False)
         with Progress(TextColumn("{task.description:<14}"), BarColumn(bar_width=30), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=stderr, transient=True) as progress:

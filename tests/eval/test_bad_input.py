@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from eval_support import QRELS, QUERIES, run_eval, write_beir
+from eval_support import CORPUS, QRELS, QUERIES, run_eval, write_beir
 
 from crossrank.pipeline.evaluation.beir import BeirError, load_beir
 
@@ -72,3 +72,13 @@ def test_queries_with_no_text_are_named(tmp_path):
     folder = write_beir(tmp_path / "d", queries=queries)
     with pytest.raises(BeirError, match="queries.jsonl line 2: query 'q2' has no text"):
         load_beir(folder)
+
+
+def test_an_empty_document_is_left_out_and_named_and_may_still_be_judged(tmp_path):
+    corpus = [*CORPUS, {"_id": "blank", "title": "", "text": " "}]
+    folder = write_beir(tmp_path / "d", corpus=corpus, qrels=[*QRELS, ("q1", "blank", 1)])
+    data = load_beir(folder)
+    assert [d.id for d in data.documents] == [d["_id"] for d in CORPUS]
+    assert data.qrels["q1"]["blank"] == 1
+    assert data.left_out[0] == (f"{folder / 'corpus.jsonl'} line 11: document 'blank' has neither title nor text; "
+                                "left out")
