@@ -18,6 +18,7 @@ from crossrank.worker.batcher import Batcher, Ticket
 from crossrank.worker.device import Placement, place
 from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.pairs import Encoded, LongDocument, PairEncoder
 from crossrank.worker.runtime import CrossEncoderRuntime, EmbedderRuntime
 from crossrank.worker.settings import WorkerSettings
@@ -129,6 +130,7 @@ class Engine:
         """Load, pin and warm up the models; `ready` turns true only after a warm-up pass."""
         s = self.settings
         t0 = time.perf_counter()
+        check_model_sources(s)
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend)
