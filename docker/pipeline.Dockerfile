@@ -28,7 +28,7 @@ FROM ${PYTHON_IMAGE} AS client
 COPY --from=client-build /opt/venv /opt/venv
 RUN useradd --create-home --uid 10001 crossrank
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
-USER crossrank
+USER 10001
 ENTRYPOINT ["crossrank"]
 CMD ["--help"]
 
@@ -38,5 +38,5 @@ COPY --from=pipeline-build /opt/venv /opt/venv
 # volume mounted on it is writable.
 RUN useradd --create-home --uid 10001 crossrank && mkdir -p /data && chown crossrank /data
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 ANONYMIZED_TELEMETRY=False
-USER crossrank
+USER 10001
 CMD ["crossrank", "pipeline", "worker"]

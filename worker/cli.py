@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import signal
 import sys
@@ -11,6 +10,8 @@ import threading
 
 import click
 
+from crossrank.protos.logs import JsonLogFormatter as _JsonFormatter
+from crossrank.protos.logs import extra_fields as _fields
 from crossrank.worker.settings import WorkerSettings
 
 _TYPES = {"int": int, "float": float, "str": str}
@@ -30,25 +31,6 @@ def settings_options(fn):
             help=f.metadata["help"],
         )(fn)
     return fn
-
-
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra=` fields (request_id, pairs, ...) become keys of their own."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "msg": record.getMessage(), **_fields(record)}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class _TextFormatter(logging.Formatter):
