@@ -15,7 +15,7 @@ from typing import TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from crossrank.worker.batcher import Ticket
+from crossrank.worker.engine import Ticket
 
 T = TypeVar("T")
 
