@@ -36,7 +36,7 @@ class _Watcher:
         now = time.monotonic()
         for process in self.stack.processes[self.reported:upto]:
             self.console.print(f"[green]✓[/green] {self.describe(process.name)} ready ({now - self.since:.1f}s)",
-                               highlight=False)
+                               highlight=False, soft_wrap=True)
         if upto > self.reported:
             self.reported, self.since = upto, now
 

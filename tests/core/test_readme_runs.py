@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,6 +177,9 @@ def test_every_readme_block_runs_as_written(tiny_cross_encoder, tiny_bi_encoder,
                 continue
             if block.lang == "bash":
                 user.run_shell(block.code)
+                if "crossrank demo" in block.code:  # it ran in a Redis of its own, and left nothing here
+                    with redis.Redis.from_url(readme_redis) as found:
+                        assert found.dbsize() == 0
             elif block.lang == "python":
                 user.python(block.code)
             ran.append(block.code.splitlines()[0])
@@ -189,5 +193,9 @@ def test_every_readme_block_runs_as_written(tiny_cross_encoder, tiny_bi_encoder,
     assert '"results": [{"rank": 1' in out                     # rerank --docs-file --json
     assert "rag [" in out and "capital [" in out               # the SDK's stream, both requests
     assert "q-rag-zh: 什么是RAG技术？" in out                  # jobs results
-    assert "export CROSSRANK_WORKER_TARGET=" in (tmp_path / f"service-{len(user.services) - 1}.log").read_text()
+    up_output = (tmp_path / f"service-{len(user.services) - 1}.log").read_text()
+    assert "export CROSSRANK_WORKER_TARGET=" in up_output
+    logs = Path(re.search(r"the logs are kept in (\S+)", up_output)[1])  # where `up` said, after it stopped
+    assert (logs / "worker-0.log").is_file() and not (logs.parent / "chroma").exists()
+    shutil.rmtree(logs.parent)
     assert len(ran) >= 8, ran
