@@ -189,7 +189,7 @@ def test_every_readme_block_runs_as_written(tiny_cross_encoder, tiny_bi_encoder,
     out = "\n".join(user.outputs)
     # What the blocks print shows they did their work, not just exited 0.
     assert "The demo stack stops now" in out                   # the quick start's demo
-    assert f"✓ worker-0: {tiny_cross_encoder} on cpu ready" in out  # its start-up, step by step
+    assert f"✓ worker-0 ({tiny_cross_encoder} on cpu) ready" in out  # its start-up, step by step
     assert '"results": [{"rank": 1' in out                     # rerank --docs-file --json
     assert "rag [" in out and "capital [" in out               # the SDK's stream, both requests
     assert "q-rag-zh: 什么是RAG技术？" in out                  # jobs results
