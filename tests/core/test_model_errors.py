@@ -11,11 +11,11 @@ from crossrank.worker.model_source import ModelSourceError, check_model_source
 SETTING = "CROSSRANK_MODEL (--model)"
 
 
-def _serve(model: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+def _serve(model: str, tmp_path, *extra: str, **env: str) -> subprocess.CompletedProcess:
     """`crossrank serve` with a fresh, empty Hugging Face cache, so nothing is found there by chance."""
     environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), **env}
     return subprocess.run(crossrank_command("serve", "--host", "127.0.0.1", "--port", "0", "--model", model,
-                                            "--embed-model", "none", "--device", "cpu"),
+                                            "--embed-model", "none", "--device", "cpu", *extra),
                           capture_output=True, text=True, timeout=120, env=environment, cwd=tmp_path)
 
 
@@ -64,3 +64,10 @@ def test_an_uncached_id_while_offline_says_to_use_a_folder(tmp_path, monkeypatch
 
 def test_a_saved_model_passes(tiny_cross_encoder):
     check_model_source(str(tiny_cross_encoder), SETTING)
+
+
+def test_verbose_adds_the_traceback(tmp_path):
+    result = _serve("../models/not-there", tmp_path, "--verbose", HF_HUB_OFFLINE="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ModelSourceError" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("Error: could not load the model: model path")
