@@ -4,7 +4,7 @@ What stands in for the user's machine, and nothing else:
 - the installed environment this test runs in is the quick start's install (its venv is linked
   into the working folder as `.venv`, and its `bin` is first on the PATH, as activation does);
 - the tiny models stand in for the two local-model exports;
-- Redis db 13 of CROSSRANK_TEST_REDIS stands in for the user's Redis, and the ports 50051 and
+- a database of the tests' Redis (CROSSRANK_TEST_REDIS) stands in for the user's Redis, and the ports 50051 and
   8080 become free ports, so parallel runs on one machine keep apart.
 
 A line marked `# runs until Ctrl-C` starts in the background, as in a second shell, and the next
@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import ROOT, free_port
+from support.redis_server import LOCAL_STACK_DB, redis_url_for
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-REDIS_URL = f"{os.environ.get('CROSSRANK_TEST_REDIS', 'redis://127.0.0.1:6379').rstrip('/')}/13"
+REDIS_URL = redis_url_for(LOCAL_STACK_DB)
 # What each long-running command prints once it serves.
 READY = re.compile(r"crossrank worker ready|celery@\S+ ready\.|Ctrl-C stops everything")
 _BLOCK = re.compile(r"(?:<!-- readme-test: (?P<marker>.+?) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)```", re.S)
