@@ -38,9 +38,12 @@ def demo_redis(found_url: str) -> Iterator[str]:
     """A Redis of the demo's own, so that it neither mixes with nor leaves anything in a Redis in use: a
     private redis-server (the stack starts it, nothing answering at a free port, and removes it); without
     redis-server, an empty database of the Redis at `found_url`, emptied again at the end."""
-    if shutil.which("redis-server") or not redis_answers(found_url):
+    if shutil.which("redis-server"):
         click.echo("the demo starts a Redis of its own and removes it at the end", err=True)
         yield f"redis://127.0.0.1:{free_port()}/0"
+        return
+    if not redis_answers(found_url):
+        yield found_url  # the stack then says what to start, naming this address
         return
     import redis
 

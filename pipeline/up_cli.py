@@ -44,7 +44,8 @@ def stack_options(fn):
         click.option("--device", envvar="CROSSRANK_DEVICE", default="auto", show_default=True, show_envvar=True,
                      help="auto, cpu, cuda:N, or cuda to put worker i on cuda:i."),
         click.option("--redis-url", envvar="CROSSRANK_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
-                     show_envvar=True, help="Used if Redis answers there; else a private redis-server starts."),
+                     show_envvar=True, help="up: used if Redis answers there, else a private redis-server "
+                     "starts. demo: a private redis-server, else an empty database of this Redis."),
         click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Keep logs and Chroma data here (default: a new temporary folder; `up` keeps its logs, "
                           "the demo removes it)."),
