@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 
 import click
 import pytest
@@ -20,6 +21,7 @@ from compose_support import (
     environment,
     file_args,
 )
+from dev_tools import dev_tool
 
 GUIDE = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -191,3 +193,16 @@ def test_crossrank_command_lines_use_real_subcommands_and_options(args):
     for word in args:
         if word.startswith("-"):
             assert word.split("=")[0] in options, f"`{ctx.command_path}` has no option {word}"
+
+
+def test_the_guide_s_checks_run_as_written():
+    """`.venv/bin/docker-compose ...` and `.venv/bin/hadolint ...`, with the dev extra's tools."""
+    checks = [words for words in shell_lines() if words[0] in (".venv/bin/docker-compose", ".venv/bin/hadolint")]
+    assert {words[0] for words in checks} == {".venv/bin/docker-compose", ".venv/bin/hadolint"}
+    for words in checks:
+        if words[0].endswith("docker-compose"):
+            result = compose(*words[1:])
+        else:
+            result = subprocess.run([dev_tool("hadolint"), *words[1:]], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=60)
+        assert result.returncode == 0, f"{' '.join(words)}\n{result.stdout}{result.stderr}"
