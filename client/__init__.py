@@ -1,6 +1,6 @@
 """crossrank.client: the Python SDK for crossrank workers (sync and asyncio)."""
 
-from crossrank.client._base import DEFAULT_TARGET, RetryPolicy
+from crossrank.client._base import RetryPolicy, backoff
 from crossrank.client.aio import AsyncCrossrankClient
 from crossrank.client.exceptions import (
     AuthenticationError,
@@ -12,6 +12,7 @@ from crossrank.client.exceptions import (
     ServerError,
     UnavailableError,
 )
+from crossrank.client.settings import ClientSettings
 from crossrank.client.sync import CrossrankClient
 from crossrank.client.types import (
     EmbedResponse,
@@ -22,10 +23,12 @@ from crossrank.client.types import (
     Usage,
     WorkerInfo,
 )
+from crossrank.protos.net import DEFAULT_TARGET
 
 __all__ = [
-    "DEFAULT_TARGET", "AsyncCrossrankClient", "AuthenticationError", "CrossrankClient", "CrossrankError",
+    "DEFAULT_TARGET", "AsyncCrossrankClient", "AuthenticationError", "ClientSettings", "CrossrankClient",
+    "CrossrankError",
     "DeadlineExceededError", "EmbedResponse", "InvalidRequestError", "NotServedError", "OverloadedError",
     "RerankRequest", "RerankResponse", "RerankResult", "RetryPolicy", "ScoreResponse", "ServerError",
-    "UnavailableError", "Usage", "WorkerInfo",
+    "UnavailableError", "Usage", "WorkerInfo", "backoff",
 ]

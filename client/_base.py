@@ -1,4 +1,5 @@
-"""What the sync and async clients share: targets, credentials, retries, and the protobuf edge."""
+"""What the sync and async clients share: channels, targets, credentials, retries, deadlines, and the
+protobuf edge."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import grpc
 
 from crossrank.client.exceptions import CrossrankError, UnavailableError, from_code_value, from_status
+from crossrank.client.settings import ClientSettings
 from crossrank.client.types import (
     EmbedResponse,
     RerankRequest,
@@ -23,12 +26,20 @@ from crossrank.client.types import (
     Usage,
     WorkerInfo,
 )
-from crossrank.protos import pb
+from crossrank.protos import pb, pb_grpc
+from crossrank.protos.net import DEFAULT_TARGET
 
-DEFAULT_TARGET = "localhost:50051"
-DEFAULT_TIMEOUT = 60.0
 _LONG_DOCUMENT = {"truncate": pb.LONG_DOCUMENT_TRUNCATE, "window": pb.LONG_DOCUMENT_WINDOW,
                   "error": pb.LONG_DOCUMENT_ERROR}
+DEFAULT_TIMEOUT: float = ClientSettings.timeout
+Channel = TypeVar("Channel")
+# A stub method, passed rather than named: `lambda stub: stub.Rerank`.
+Method = Callable[[pb_grpc.RerankerStub], Callable]
+
+
+def backoff(attempt: int, initial: float, maximum: float, multiplier: float = 2.0) -> float:
+    """Exponential backoff with jitter: the delay before retry number `attempt` (from 0)."""
+    return min(maximum, initial * multiplier**attempt) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class RetryPolicy:
     cooldown: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.maximum, self.initial * self.multiplier**attempt) * random.uniform(0.5, 1.0)
+        return backoff(attempt, self.initial, self.maximum, self.multiplier)
 
 
 def parse_targets(target: str | Sequence[str]) -> list[str]:
@@ -54,8 +65,12 @@ def parse_targets(target: str | Sequence[str]) -> list[str]:
     return targets
 
 
-class BaseClient:
-    """Everything but I/O. Subclasses open channels and run the calls."""
+class BaseClient(Generic[Channel]):
+    """Everything but waiting: channels, targets, retries, deadlines, and the protobuf edge.
+
+    The sync and async clients differ only in how they wait: `_open` makes a grpc or grpc.aio
+    channel, and their call loops sleep or await between the attempts that `_Attempts` plans.
+    """
 
     def __init__(
         self,
@@ -66,8 +81,10 @@ class BaseClient:
         ca_cert: str | bytes | None = None,
         retry: RetryPolicy | None = None,
         options: Sequence[tuple[str, object]] = (),
+        channel: Channel | None = None,
     ):
-        self.targets = parse_targets(target)
+        """`channel` injects a ready channel (tests, custom interceptors) in place of `target`."""
+        self.targets = parse_targets(target)[:1] if channel is not None else parse_targets(target)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -78,11 +95,31 @@ class BaseClient:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             *options,
         ]
+        self._channels: list[Channel | None] = [channel] if channel is not None else [None] * len(self.targets)
         self._turn = itertools.count()
         self._down_until = [0.0] * len(self.targets)
         self._lock = threading.Lock()
 
-    # -- target choice -----------------------------------------------------------------------
+    # -- channels ------------------------------------------------------------------------------
+
+    def _open(self, target: str, credentials: grpc.ChannelCredentials | None, options: list) -> Channel:
+        raise NotImplementedError
+
+    def _channel(self, i: int) -> Channel:
+        if self._channels[i] is None:
+            self._channels[i] = self._open(self.targets[i], self._credentials, self._options)
+        return self._channels[i]
+
+    def _stub(self, i: int) -> pb_grpc.RerankerStub:
+        return pb_grpc.RerankerStub(self._channel(i))
+
+    def _take_channels(self) -> list[Channel]:
+        """The open channels, forgotten here, for the subclass to close."""
+        open_ = [c for c in self._channels if c is not None]
+        self._channels = [None] * len(self._channels)
+        return open_
+
+    # -- target choice and retries -------------------------------------------------------------
 
     def _pick(self) -> int:
         """Round robin over targets, skipping those that failed recently unless all did."""
@@ -99,22 +136,20 @@ class BaseClient:
         with self._lock:
             self._down_until[i] = time.monotonic() + self.retry.cooldown
 
-    def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.timeout if timeout is None else timeout)
+    def _attempts(self, timeout: float | None) -> _Attempts:
+        return _Attempts(self, time.monotonic() + self._timeout(timeout))
 
-    @staticmethod
-    def _should_retry(exc: grpc.RpcError, deadline: float) -> bool:
-        return exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline
+    def _timeout(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
 
-    @staticmethod
-    def _error(exc: grpc.RpcError, targets: Sequence[str]) -> CrossrankError:
+    def _error(self, exc: grpc.RpcError) -> CrossrankError:
         code, details = exc.code(), exc.details() or ""
         if code == grpc.StatusCode.UNAVAILABLE:
-            return UnavailableError(f"no worker answered at {', '.join(targets)}: {details}")
+            return UnavailableError(f"no worker answered at {', '.join(self.targets)}: {details}")
         return from_status(code, details)
 
-    def _channel_args(self, i: int) -> tuple[str, grpc.ChannelCredentials | None, list]:
-        return self.targets[i], self._credentials, self._options
+    def _no_worker(self) -> UnavailableError:
+        return UnavailableError(f"no worker at {', '.join(self.targets)} (start one with `crossrank serve`)")
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -184,3 +219,24 @@ def _channel_credentials(ca_cert: str | bytes | None) -> grpc.ChannelCredentials
 
 def as_request(item: RerankRequest | dict) -> RerankRequest:
     return item if isinstance(item, RerankRequest) else RerankRequest(**item)
+
+
+class _Attempts:
+    """One unary call's attempts within its deadline: the target of each, its time left, and what a
+    failure means (raise it as a CrossrankError, or the seconds to wait before the next attempt)."""
+
+    def __init__(self, client: BaseClient, deadline: float):
+        self.client, self.deadline, self.number, self.target = client, deadline, 0, 0
+
+    def next(self) -> tuple[pb_grpc.RerankerStub, float]:
+        """(stub, timeout) of the next attempt."""
+        self.target = self.client._pick()
+        return self.client._stub(self.target), max(self.deadline - time.monotonic(), 0.001)
+
+    def failed(self, exc: grpc.RpcError) -> float:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= self.deadline:
+            raise self.client._error(exc) from None
+        self.client._mark_down(self.target)
+        delay = max(0.0, min(self.client.retry.delay(self.number), self.deadline - time.monotonic()))
+        self.number += 1
+        return delay

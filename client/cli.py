@@ -13,8 +13,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crossrank.client.cli_options import client_kwargs, worker_options
+from crossrank.client.cli_options import json_option, wait_for_worker_option, worker_options
 from crossrank.client.exceptions import CrossrankError
+from crossrank.client.settings import ClientSettings
 
 console = Console()
 
@@ -81,6 +82,20 @@ def _fail(exc: CrossrankError) -> None:
     raise click.ClickException(f"{type(exc).__name__}: {exc.details}")
 
 
+def _connected_client(settings: ClientSettings, wait_for_worker: bool):
+    """A client whose worker answers: within 2 s, or, with --wait-for-worker, within the call's deadline."""
+    from crossrank.client.sync import CrossrankClient
+
+    client = CrossrankClient(**settings.client_kwargs())
+    if not wait_for_worker:
+        try:
+            client.connect(timeout=2.0)
+        except CrossrankError:
+            client.close()
+            raise
+    return client
+
+
 @main.command()
 @click.argument("query")
 @click.option("-d", "--document", "documents", multiple=True, help="A candidate document (repeatable).")
@@ -89,18 +104,18 @@ def _fail(exc: CrossrankError) -> None:
 @click.option("--top-k", type=int, default=0, help="Show the best K only (0 = all).")
 @click.option("--raw-scores", is_flag=True, help="The model's logits instead of [0, 1] scores.")
 @click.option("--long-document", type=click.Choice(["truncate", "window", "error"]), default="truncate",
-              show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+              show_default=True, help="A document too long for the model: cut it, score its best window, or refuse.")
+@json_option
+@wait_for_worker_option
 @worker_options
-def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_json, **conn) -> None:
+def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_json, wait_for_worker,
+           settings) -> None:
     """Rank documents against QUERY and print them, best first."""
-    from crossrank.client.sync import CrossrankClient
-
     docs = list(documents) + (read_documents(docs_file) if docs_file else [])
     if not docs:
         raise click.UsageError("give documents with -d/--document or --docs-file")
     try:
-        with CrossrankClient(**client_kwargs(**conn)) as client:
+        with _connected_client(settings, wait_for_worker) as client:
             response = client.rerank(query, docs, top_k=top_k, return_documents=True, raw_scores=raw_scores,
                                      long_document=long_document)
     except CrossrankError as exc:
@@ -128,16 +143,15 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_jso
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
+@wait_for_worker_option
 @worker_options
-def info(as_json, **conn) -> None:
+def info(as_json, wait_for_worker, settings) -> None:
     """Show what a worker serves and its limits."""
     import dataclasses
 
-    from crossrank.client.sync import CrossrankClient
-
     try:
-        with CrossrankClient(**client_kwargs(**conn)) as client:
+        with _connected_client(settings, wait_for_worker) as client:
             worker = client.info()
     except CrossrankError as exc:
         _fail(exc)

@@ -1,31 +1,19 @@
-"""Click options for reaching workers, shared by every subcommand that calls one."""
+"""Click options for reaching workers, shared by every subcommand that calls one; generated from
+`ClientSettings`, so a flag, its variable, its default and its help come from one place."""
 
 from __future__ import annotations
 
-import functools
-
 import click
 
-from crossrank.client._base import DEFAULT_TARGET
+from crossrank.client.settings import ClientSettings
 
+WORKER_SETTINGS = ("worker_target", "auth_token", "tls_ca", "timeout")
 
-def worker_options(fn):
-    """--target, --token, --ca-cert and --timeout, each also read from its CROSSRANK_* variable."""
+# --target, --token, --ca-cert and --timeout; the command gets `settings` (a ClientSettings).
+worker_options = ClientSettings.options(*WORKER_SETTINGS)
 
-    @click.option("--target", envvar="CROSSRANK_WORKER_TARGET", default=DEFAULT_TARGET, show_default=True,
-                  show_envvar=True, help="Worker address: host:port, a comma-separated list, or dns:///name:port.")
-    @click.option("--token", envvar="CROSSRANK_AUTH_TOKEN", default="", show_envvar=True,
-                  help="Bearer token, when the worker requires one.")
-    @click.option("--ca-cert", envvar="CROSSRANK_TLS_CA", default="", show_envvar=True,
-                  help="PEM CA certificate: connect with TLS.")
-    @click.option("--timeout", envvar="CROSSRANK_TIMEOUT", type=float, default=60.0, show_default=True,
-                  show_envvar=True, help="Deadline per call in seconds, retries included.")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
+wait_for_worker_option = click.option(
+    "--wait-for-worker", is_flag=True,
+    help="When no worker answers, keep trying until --timeout instead of failing after 2 s.")
 
-    return wrapper
-
-
-def client_kwargs(target: str, token: str, ca_cert: str, timeout: float) -> dict:
-    return {"target": target, "token": token or None, "ca_cert": ca_cert or None, "timeout": timeout}
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -17,6 +17,7 @@ from crossrank.pipeline.api import (
     cancel,
     list_jobs,
     results,
+    resume,
     search,
     status,
     submit_index,
@@ -30,5 +31,5 @@ from crossrank.pipeline.settings import PipelineSettings
 
 __all__ = [
     "PROFILES", "Hit", "JobNotFound", "JobStatus", "PipelineSettings", "ResultRecord", "TwoStageRetriever", "app",
-    "cancel", "list_jobs", "results", "search", "status", "submit_index", "submit_rerank", "wait",
+    "cancel", "list_jobs", "results", "resume", "search", "status", "submit_index", "submit_rerank", "wait",
 ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.client import CrossrankClient
-from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
+from crossrank.pipeline.chunks import IndexChunk, RerankChunk, enqueue
 from crossrank.pipeline.documents import (
     Document,
     LineError,
@@ -23,7 +23,7 @@ from crossrank.pipeline.documents import (
     read_documents,
     read_queries,
 )
-from crossrank.pipeline.jobs import JobStatus, JobStore
+from crossrank.pipeline.jobs import JobStatus, JobStore, new_job_id
 from crossrank.pipeline.search import Hit, TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import (
@@ -64,19 +64,11 @@ def _settings(settings: PipelineSettings | None) -> PipelineSettings:
 
 
 def _jobs(settings: PipelineSettings) -> JobStore:
-    return JobStore.from_url(settings.redis_url, settings.key_prefix)
+    return JobStore.from_url(settings.redis_url, settings.key_prefix, settings.stall_seconds)
 
 
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _send(settings: PipelineSettings, task: str, job_id: str, chunks: list[list[dict]], options: dict) -> None:
-    with app.connection_for_write(settings.redis_url) as connection:
-        for number, chunk in enumerate(chunks):
-            # argsrepr: logs and Flower show the chunk, not every document's text.
-            app.send_task(task, args=(job_id, number, chunk, options), connection=connection,
-                          argsrepr=f"({job_id!r}, {number}, <{len(chunk)} records>, {options!r})")
 
 
 def _line_errors(errors: list[LineError]) -> list[dict]:
@@ -129,12 +121,14 @@ def submit_index(source: str | Path | Iterable[Document | dict | str], collectio
     if not unique:
         raise ValueError(f"no documents to index in {source}" + (f" ({len(errors)} lines could not be read, the "
                          f"first: {errors[0]})" if errors else ""))
-    chunks = _chunks([asdict(d) for d in unique], settings.index_chunk_size)
+    job_id = new_job_id()
+    messages = [IndexChunk(job_id, number, collection, chars, overlap, documents).to_message()
+                for number, documents in enumerate(_chunks(unique, settings.index_chunk_size))]
     options = {"collection": collection, "passage_chars": chars, "passage_overlap": overlap}
-    job_id = _jobs(settings).create("index", collection, total=len(unique), chunks=len(chunks), params=options,
-                                    counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
-                                    errors=_line_errors(errors))
-    _send(settings, INDEX_TASK, job_id, chunks, options)
+    _jobs(settings).create("index", collection, total=len(unique), chunks=len(messages), params=options,
+                           counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
+                           errors=_line_errors(errors), payloads=messages, job_id=job_id)
+    enqueue(settings, "index", messages)
     return job_id
 
 
@@ -165,14 +159,16 @@ def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection
     if not unique:
         raise ValueError("no queries to rerank" + (f" (first error: {errors[0]})" if errors else ""))
     chunk_size = settings.rerank_chunk_size or max(1, RERANK_CHUNK_PAIRS // initial)
-    chunks = _chunks([{"id": q.id, "text": q.text} for q in unique], chunk_size)
+    job_id = new_job_id()
+    messages = [RerankChunk(job_id, number, collection, results_name, initial, top, queries).to_message()
+                for number, queries in enumerate(_chunks(unique, chunk_size))]
     options = {"collection": collection, "results_collection": results_name, "initial_k": initial, "top_k": top,
                "profile": profile or ""}
-    job_id = _jobs(settings).create("rerank", collection, total=len(unique), chunks=len(chunks), params=options,
-                                    counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
-                                            "skipped": len(parsed) - len(unique)},
-                                    errors=_line_errors(errors))
-    _send(settings, RERANK_TASK, job_id, chunks, options)
+    _jobs(settings).create("rerank", collection, total=len(unique), chunks=len(messages), params=options,
+                           counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
+                                   "skipped": len(parsed) - len(unique)},
+                           errors=_line_errors(errors), payloads=messages, job_id=job_id)
+    enqueue(settings, "rerank", messages)
     return job_id
 
 
@@ -187,6 +183,19 @@ def list_jobs(limit: int = 20, *, settings: PipelineSettings | None = None) -> l
 def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatus:
     """Stop a queued or running job: chunks not yet started are skipped. Finished jobs are left as they are."""
     return _jobs(_settings(settings)).cancel(job_id)
+
+
+def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int]:
+    """Send again every chunk of a queued, running or stalled job that is not yet counted; returns their
+    numbers. A chunk that still runs somewhere runs twice, which changes nothing (see tasks.py)."""
+    settings = _settings(settings)
+    jobs = _jobs(settings)
+    job = jobs.get(job_id)
+    if job.finished:
+        raise ValueError(f"job {job_id} is {job.state}: nothing to resume")
+    messages = jobs.pending(job_id)
+    enqueue(settings, job.kind, messages)
+    return [m["chunk"] for m in messages]
 
 
 def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.5,

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import click
 
+from crossrank.client.cli_options import json_option
 from crossrank.client.exceptions import CrossrankError
+from crossrank.client.settings import override_option
 from crossrank.pipeline import api
-from crossrank.pipeline.cli_options import json_option, pipeline_options
+from crossrank.pipeline.cli_options import redis_options, results_options, search_options
 from crossrank.pipeline.documents import FORMATS
 from crossrank.pipeline.jobs import JobNotFound, JobStatus
 from crossrank.pipeline.render import console, follow, job_table, jobs_table, ranked_table
@@ -70,13 +72,11 @@ def _submitted(job_id: str, settings: PipelineSettings, wait: bool, as_json: boo
 @click.option("--collection", required=True, help="Chroma collection to write passages into.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Input format [default: from the extension; .jsonl, .csv, else one document per line].")
-@click.option("--passage-chars", type=click.IntRange(min=1), default=None,
-              help="Characters per passage [default: CROSSRANK_PASSAGE_CHARS or 1000].")
-@click.option("--passage-overlap", type=click.IntRange(min=0), default=None,
-              help="Characters shared by consecutive passages [default: CROSSRANK_PASSAGE_OVERLAP or 200].")
+@override_option(PipelineSettings, "passage_chars", type=click.IntRange(min=1))
+@override_option(PipelineSettings, "passage_overlap", type=click.IntRange(min=0))
 @click.option("--wait", is_flag=True, help="Show a progress bar until the job ends.")
 @json_option
-@pipeline_options
+@redis_options
 def index(file, collection, fmt, passage_chars, passage_overlap, wait, as_json, settings) -> None:
     """Enqueue an index job for FILE (JSONL with id/text/metadata, CSV, or text) and print its id."""
     with _errors():
@@ -101,7 +101,7 @@ def jobs() -> None:
 @click.option("--results-collection", default=None, help="Where results go [default: <collection>-results].")
 @click.option("--wait", is_flag=True, help="Show a progress bar until the job ends.")
 @json_option
-@pipeline_options
+@redis_options
 def rerank(collection, queries_file, profile, initial_k, top_k, results_collection, wait, as_json, settings) -> None:
     """Enqueue a rerank job over a collection and print its id."""
     with _errors():
@@ -114,7 +114,7 @@ def rerank(collection, queries_file, profile, initial_k, top_k, results_collecti
 @click.argument("job_id")
 @click.option("--watch", is_flag=True, help="A live progress bar until the job ends.")
 @json_option
-@pipeline_options
+@redis_options
 def status(job_id, watch, as_json, settings) -> None:
     """State, progress, counts, errors, timings and throughput of a job."""
     with _errors():
@@ -123,9 +123,9 @@ def status(job_id, watch, as_json, settings) -> None:
 
 
 @jobs.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many jobs, newest first.")
 @json_option
-@pipeline_options
+@redis_options
 def list_(limit, as_json, settings) -> None:
     """The most recent jobs."""
     with _errors():
@@ -139,18 +139,33 @@ def list_(limit, as_json, settings) -> None:
 @jobs.command("cancel")
 @click.argument("job_id")
 @json_option
-@pipeline_options
+@redis_options
 def cancel(job_id, as_json, settings) -> None:
     """Cancel a queued or running job; its chunks not yet started are skipped."""
     with _errors():
         _show(api.cancel(job_id, settings=settings), as_json)
 
 
+@jobs.command("resume")
+@click.argument("job_id")
+@json_option
+@redis_options
+def resume(job_id, as_json, settings) -> None:
+    """Send again the chunks of a stalled job that are not yet counted."""
+    with _errors():
+        chunks = api.resume(job_id, settings=settings)
+        if as_json:
+            _print_json({"job_id": job_id, "chunks": chunks})
+        else:
+            click.echo(f"job {job_id}: sent {len(chunks)} chunks again" +
+                       (f" ({', '.join(map(str, chunks))})" if chunks else ""))
+
+
 @jobs.command("results")
 @click.argument("job_id")
 @click.option("--query", "query_id", default=None, help="Only this query id.")
 @json_option
-@pipeline_options
+@results_options
 def results(job_id, query_id, as_json, settings) -> None:
     """A rerank job's ranked passages, per query: rank, initial rank, score, text."""
     with _errors():
@@ -168,10 +183,11 @@ def results(job_id, query_id, as_json, settings) -> None:
 @click.command("search")
 @click.argument("query")
 @click.option("--collection", required=True, help="Indexed collection to search.")
-@click.option("--initial-k", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--initial-k", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Candidates from the vector search, all scored by the cross-encoder.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Results shown.")
 @json_option
-@pipeline_options
+@search_options
 def search(query, collection, initial_k, top_k, as_json, settings) -> None:
     """Two-stage search now, without Celery: vector search, then the cross-encoder."""
     with _errors():

@@ -30,7 +30,7 @@ def job_table(job: JobStatus) -> Table:
     table.add_column(style="bold")
     table.add_column()
     rows = [("job", job.id), ("kind", job.kind), ("state", job.state), ("collection", job.collection),
-            ("progress", f"{job.done}/{job.total}"),
+            ("progress", f"{job.progress}/{job.total}"),
             ("counts", ", ".join(f"{k} {v}" for k, v in sorted(job.counts.items()))),
             ("throughput", ", ".join(f"{v:,.1f} {k.replace('_per_s', '/s')}" for k, v in job.throughput.items())),
             ("created", _when(job.created_at)), ("started", _when(job.started_at)),
@@ -38,6 +38,8 @@ def job_table(job: JobStatus) -> Table:
     if job.kind == "rerank":
         rows.insert(4, ("depth", f"initial_k {job.params.get('initial_k')}, top_k {job.params.get('top_k')} "
                                  f"-> {job.params.get('results_collection')}"))
+    if job.stalled:
+        rows.insert(3, ("stalled", f"[yellow]{job.stalled}[/yellow]"))
     rows.append(("errors", str(job.error_count)))
     for label, value in rows:
         table.add_row(label, value)
@@ -74,7 +76,7 @@ def follow(job_id: str, settings: PipelineSettings, timeout: float | None = None
 
         def update(job: JobStatus) -> None:
             rate = ", ".join(f"{v:,.1f} {k.replace('_per_s', '/s')}" for k, v in job.throughput.items())
-            bar.update(task, total=job.total, completed=job.done, description=f"{job.kind} {job.id} {job.state}",
+            bar.update(task, total=job.total, completed=job.progress, description=f"{job.kind} {job.id} {job.state}",
                        rate=rate)
 
         return api.wait(job_id, timeout=timeout, on_progress=update, settings=settings)

@@ -7,7 +7,7 @@ carrying every query's candidates, so the worker batches them together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from chromadb.api.models.Collection import Collection
@@ -48,8 +48,10 @@ class TwoStageRetriever:
         return result.hits
 
     def search_many(self, queries: Sequence[str], initial_k: int, top_k: int, with_embeddings: bool = False,
-                    request_ids: Sequence[str] | None = None) -> list[SearchResult]:
-        """`request_ids` name each query's request in the worker's logs (a job passes `job/query`)."""
+                    request_ids: Sequence[str] | None = None,
+                    on_result: Callable[[SearchResult], None] | None = None) -> list[SearchResult]:
+        """`request_ids` name each query's request in the worker's logs (a job passes `job/query`);
+        `on_result` sees each query's result as soon as the worker has scored it."""
         if initial_k < 1 or top_k < 0:
             raise ValueError("initial_k must be at least 1 and top_k at least 0")
         if not queries:
@@ -69,14 +71,20 @@ class TwoStageRetriever:
             i = position[response.request_id]
             if response.error is not None:
                 results[i] = SearchResult(queries[i], [], error=response.error)
-                continue
-            hits = []
-            for rank, r in enumerate(response.results, 1):
-                metadata = dict(found["metadatas"][i][r.index] or {})
-                embedding = found["embeddings"][i][r.index] if with_embeddings else None
-                hits.append(Hit(rank=rank, initial_rank=r.index + 1, score=r.score,
-                                passage_id=found["ids"][i][r.index], doc_id=str(metadata.get("doc_id", "")),
-                                text=found["documents"][i][r.index], metadata=metadata,
-                                embedding=[float(x) for x in embedding] if embedding is not None else None))
-            results[i] = SearchResult(queries[i], hits, model=response.model, pairs=len(requests[i].documents))
+            else:
+                results[i] = self._result(queries[i], response, found, i, with_embeddings, len(requests[i].documents))
+            if on_result is not None:
+                on_result(results[i])
         return results
+
+    @staticmethod
+    def _result(query: str, response, found: dict, i: int, with_embeddings: bool, pairs: int) -> SearchResult:
+        hits = []
+        for rank, r in enumerate(response.results, 1):
+            metadata = dict(found["metadatas"][i][r.index] or {})
+            embedding = found["embeddings"][i][r.index] if with_embeddings else None
+            hits.append(Hit(rank=rank, initial_rank=r.index + 1, score=r.score,
+                            passage_id=found["ids"][i][r.index], doc_id=str(metadata.get("doc_id", "")),
+                            text=found["documents"][i][r.index], metadata=metadata,
+                            embedding=[float(x) for x in embedding] if embedding is not None else None))
+        return SearchResult(query, hits, model=response.model, pairs=pairs)

@@ -1,37 +1,26 @@
-"""The pipeline's settings: one name each, read from a CROSSRANK_* variable, with defaults that work
-on one machine (Redis on localhost, Chroma embedded under ./data/chroma, the worker on :50051).
+"""The pipeline's settings: the client's (worker target, token, CA, timeout) and where Redis and Chroma
+are, each read from a CROSSRANK_* variable, with defaults that work on one machine (Redis on localhost,
+Chroma embedded under ./data/chroma, the worker on :50051).
 
-The Celery workers, the CLI that submits jobs and the Python API all read the same object, so a
-variable set once in the environment (or in docker-compose.yml) reaches every process.
+The Celery workers, the CLI that submits jobs and the Python API all build the same object when they
+start, so a variable set once in the environment (or in docker-compose.yml) reaches every process.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from crossrank.client.settings import ClientSettings, SettingsError, mask_url, setting
 
-def setting(default: Any, help: str, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
-
-
-class SettingsError(ValueError):
-    """A setting has a value the pipeline cannot use; the message names the variable."""
+__all__ = ["PipelineSettings", "SettingsError"]
 
 
 @dataclass(frozen=True)
-class PipelineSettings:
+class PipelineSettings(ClientSettings):
     redis_url: str = setting("redis://localhost:6379/0", "Celery broker, result backend and job state.")
     chroma_url: str = setting(
         "", "Chroma server (`chroma run`), e.g. http://localhost:8000. Needed when several processes write.")
     chroma_path: str = setting("./data/chroma", "Embedded Chroma folder, used when chroma_url is empty.")
-    worker_target: str = setting(
-        "localhost:50051", "gRPC worker(s): host:port, a comma-separated list, or dns:///name:port.")
-    auth_token: str = setting("", "Bearer token the gRPC workers require, if any.", secret=True)
-    tls_ca: str = setting("", "PEM CA certificate: call the workers over TLS.")
-    timeout: float = setting(120.0, "Deadline per worker call in seconds, retries on UNAVAILABLE included.")
     key_prefix: str = setting("crossrank", "Prefix of the job-state keys in Redis. Celery's queues are not "
                                            "prefixed: separate pipelines need separate Redis dbs.")
     index_chunk_size: int = setting(64, "Documents per index task.")
@@ -43,29 +32,18 @@ class PipelineSettings:
     passage_overlap: int = setting(200, "Characters shared by consecutive passages of one document.")
     task_retries: int = setting(5, "Retries of a failed chunk (exponential backoff) before it is recorded "
                                    "as an error of its job.")
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> PipelineSettings:
-        """Defaults, then CROSSRANK_<NAME> variables, then `overrides` (flags); validated."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f"CROSSRANK_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[f.name] = type(f.default)(raw)
-            except ValueError:
-                raise SettingsError(f"CROSSRANK_{f.name.upper()}={raw!r} is not a valid "
-                                    f"{type(f.default).__name__}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values).validate()
+    pipeline_metrics_port: int = setting(0, "Serve the pipeline's Prometheus metrics on this port; 0 turns it off.",
+                                         flag="--metrics-port")
+    json_logs: bool = setting(False, "JSON log lines carrying the task id, job id and chunk.",
+                              flag="--json-logs", off_flag="--text-logs")
+    stall_seconds: float = setting(30.0, "A running chunk whose worker sends no heartbeat for this long is stalled: "
+                                         "a pipeline worker sends it again.")
 
     def validate(self) -> PipelineSettings:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"CROSSRANK_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
+            raise SettingsError(f"CROSSRANK_REDIS_URL must be a redis:// URL, not {mask_url(self.redis_url)!r}")
         if self.chroma_url and not self.chroma_url.startswith(("http://", "https://")):
-            raise SettingsError(f"CROSSRANK_CHROMA_URL must be an http(s):// URL, not {self.chroma_url!r}")
+            raise SettingsError(f"CROSSRANK_CHROMA_URL must be an http(s):// URL, not {mask_url(self.chroma_url)!r}")
         if self.rerank_chunk_size < 0:
             raise SettingsError("CROSSRANK_RERANK_CHUNK_SIZE must be at least 0 (0 = auto)")
         for name in ("index_chunk_size", "embed_batch_size", "passage_chars"):
@@ -73,11 +51,10 @@ class PipelineSettings:
                 raise SettingsError(f"CROSSRANK_{name.upper()} must be at least 1")
         if not 0 <= self.passage_overlap < self.passage_chars:
             raise SettingsError("CROSSRANK_PASSAGE_OVERLAP must be at least 0 and below CROSSRANK_PASSAGE_CHARS")
-        if self.task_retries < 0 or self.timeout <= 0:
-            raise SettingsError("CROSSRANK_TASK_RETRIES must be >= 0 and CROSSRANK_TIMEOUT > 0")
-        return self
-
-    def client_kwargs(self) -> dict[str, Any]:
-        """What `CrossrankClient` needs to reach the workers."""
-        return {"target": self.worker_target, "token": self.auth_token or None,
-                "ca_cert": self.tls_ca or None, "timeout": self.timeout}
+        if self.task_retries < 0:
+            raise SettingsError("CROSSRANK_TASK_RETRIES must be at least 0")
+        if not 0 <= self.pipeline_metrics_port <= 65535:
+            raise SettingsError("CROSSRANK_PIPELINE_METRICS_PORT must be a port number, or 0 (off)")
+        if self.stall_seconds <= 0:
+            raise SettingsError("CROSSRANK_STALL_SECONDS must be above 0")
+        return super().validate()

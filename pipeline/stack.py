@@ -12,7 +12,6 @@ tier starts. Leaving the `with` block, an exception or Ctrl-C included, stops th
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
@@ -23,17 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossrank.pipeline.local_process import LocalProcess, ServiceFailed
+from crossrank.pipeline.masking import mask_url
+from crossrank.protos.net import free_port, serving
 
-__all__ = ["LocalStack", "ServiceFailed"]
+__all__ = ["LocalStack", "ServiceFailed", "free_port"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 _CROSSRANK = [sys.executable, "-m", "crossrank.client"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def redis_answers(url: str) -> bool:
@@ -52,27 +47,25 @@ def chroma_answers(url: str) -> bool:
 
 
 def grpc_serving(address: str) -> bool:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status
-    return status == health_pb2.HealthCheckResponse.SERVING
+    return serving(address)
 
 
-@functools.cache
-def control_app(broker_url: str):
-    """A Celery app on `broker_url`, for control messages; a `connection=` argument is not enough for
-    ping, whose replies are read on the app's own broker."""
-    from crossrank.pipeline.celery_app import create_app
-    from crossrank.pipeline.settings import PipelineSettings
+def celery_node_reply(node: str, broker_url: str, command: str = "ping", timeout: float = 1.0) -> dict | None:
+    """The reply of the Celery worker named `node` to a control command ("ping", "stats"), or None.
 
-    return create_app(PipelineSettings(redis_url=broker_url))
+    Kombu's mailbox, which Celery's control commands use, with no second Celery app: an app's control
+    commands publish on its own broker whatever connection they are given."""
+    from kombu import Connection
+    from kombu.pidbox import Mailbox
+
+    with Connection(broker_url) as connection:
+        replies = Mailbox("celery", type="fanout", accept=["json"])(connection).call([node], command, timeout=timeout)
+    return next((reply[node] for reply in replies or () if node in reply), None)
 
 
 def celery_node_answers(node: str, broker_url: str) -> bool:
     """True once the Celery worker named `node` answers a control ping through the broker."""
-    return bool(control_app(broker_url).control.ping(destination=[node], timeout=1.0))
+    return celery_node_reply(node, broker_url) is not None
 
 
 @dataclass
@@ -167,7 +160,7 @@ class LocalStack:
         server = shutil.which("redis-server")
         if server is None:
             raise ServiceFailed(
-                f"no Redis answers at {self.redis_url} and redis-server is not on the PATH. Start one, e.g. "
+                f"no Redis answers at {mask_url(self.redis_url)} and redis-server is not on the PATH. Start one, e.g. "
                 "`docker run -d -p 6379:6379 redis:7` or `sudo apt install redis-server`, or point "
                 "CROSSRANK_REDIS_URL (--redis-url) at yours.")
         port = free_port(self.host)

@@ -19,7 +19,10 @@ from chromadb.errors import NotFoundError
 
 from crossrank.pipeline.settings import PipelineSettings
 
+# Chroma's own rules (its Rust validator, chromadb 1.x): 3 to 512 characters from [a-zA-Z0-9._-], starting
+# and ending with a letter or digit, no "..", and not an IPv4 address.
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_IPV4 = re.compile(r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$")
 
 
 class CollectionNotFound(LookupError):
@@ -29,9 +32,9 @@ class CollectionNotFound(LookupError):
 
 
 def check_collection_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.match(name) or ".." in name or _IPV4.match(name):
         raise ValueError(f"bad collection name {name!r}: 3 to 512 characters from a-z A-Z 0-9 . _ -, starting "
-                         "and ending with a letter or digit")
+                         "and ending with a letter or digit, without '..', and not an IP address")
     return name
 
 

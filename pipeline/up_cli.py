@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
+from crossrank.pipeline.masking import mask_url, write_env_file
 from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFailed
+from crossrank.pipeline.start_status import start_status
 
 
 @contextlib.contextmanager
@@ -51,7 +53,8 @@ def stack_options(fn):
 def _start(stack: LocalStack) -> LocalStack:
     click.echo(f"starting {stack.workers} worker(s) and {stack.pipeline_workers} pipeline worker(s)...", err=True)
     try:
-        return stack.start()
+        with start_status(stack):
+            return stack.start()
     except ServiceFailed as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -70,10 +73,11 @@ def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis
     with sigterm_as_interrupt():
         try:
             _start(stack)
-            click.echo("crossrank stack ready; in another shell:\n")
+            env_file = write_env_file(stack.workdir / "crossrank.env", stack.env)
+            click.echo(f"crossrank stack ready; in another shell, `source {env_file}` or:\n")
             for name, value in stack.env.items():
                 if value:
-                    click.echo(f"export {name}={value}")
+                    click.echo(f"export {name}={mask_url(value)}")
             click.echo(f"\nlogs: {stack.workdir / 'logs'}\nCtrl-C stops everything.", err=True)
             while not (exited := stack.check()):
                 time.sleep(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from crossrank.pipeline.celery_app import QUEUES
+from crossrank.pipeline.cli_options import worker_options
 
 
 @click.group("pipeline")
@@ -22,30 +23,29 @@ def pipeline() -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Pool processes [default: 1 with embedded Chroma, else the number of CPUs].")
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. pipeline-1@%h.")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
-              help="Structured JSON log lines with the task id, job id and chunk.")
-@click.option("--metrics-port", envvar="CROSSRANK_PIPELINE_METRICS_PORT", type=int, default=0, show_envvar=True,
-              help="Serve the pipeline's Prometheus metrics on this port; 0 turns it off.")
-def worker(queues, concurrency, hostname, loglevel, json_logs, metrics_port) -> None:
+@click.option("--loglevel", "-l", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True, help="Least severe log lines shown.")
+@worker_options
+def worker(queues, concurrency, hostname, loglevel, settings) -> None:
     """Take index and rerank tasks from Redis until stopped (SIGTERM finishes the current task)."""
-    from crossrank.pipeline.celery_app import app
+    from crossrank.pipeline.celery_app import configure
 
     unknown = {q.strip() for q in queues.split(",")} - set(QUEUES)
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {', '.join(sorted(unknown))}: use index and/or rerank",
                                  param_hint="--queues")
-    if concurrency and concurrency > 1 and not app.crossrank_settings.chroma_url:
+    if concurrency and concurrency > 1 and not settings.chroma_url:
         raise click.BadParameter("embedded Chroma (CROSSRANK_CHROMA_PATH) takes one writing process; set "
                                  "CROSSRANK_CHROMA_URL to a `chroma run` server for more", param_hint="--concurrency")
-    if json_logs:
+    app = configure(settings)
+    if settings.json_logs:
         from crossrank.pipeline.logs import use_json_logs
 
         use_json_logs()
-    if metrics_port:
+    if settings.pipeline_metrics_port:
         from crossrank.pipeline.metrics import serve_metrics
 
-        serve_metrics(metrics_port, app.crossrank_settings)
+        serve_metrics(settings.pipeline_metrics_port, settings)
     argv = ["worker", "--queues", queues, "--loglevel", loglevel, "--prefetch-multiplier", "1"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]

@@ -5,24 +5,27 @@ Nothing here downloads: HF_HUB_OFFLINE is set before any Hugging Face import.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+# Old names, for tests not yet importing from `support` directly.
+from support.paths import ROOT, SHARED  # noqa: F401
+from support.workers import (  # noqa: F401
+    WorkerProcess,
+    crossrank_command,
+    serving_worker,
+    stop_process,
+    worker_settings,
+)
+
+from crossrank.protos.net import free_port  # noqa: F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +40,6 @@ def tiny_bi_encoder(tmp_path_factory) -> Path:
     from tiny_models import build_bi_encoder
 
     return build_bi_encoder(tmp_path_factory.mktemp("models") / "tiny-bi-encoder")
-
-
-def worker_settings(cross_encoder: Path, bi_encoder: Path | None = None, **overrides):
-    from crossrank.worker.settings import WorkerSettings
-
-    values = dict(host="127.0.0.1", port=0, model=str(cross_encoder),
-                  embed_model=str(bi_encoder) if bi_encoder else "none", device="cpu", grace_seconds=0.5)
-    values.update(overrides)
-    return WorkerSettings(**values)
 
 
 @pytest.fixture(scope="session")
@@ -65,82 +59,3 @@ def oracle(tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
 
     return CrossEncoder(str(tiny_cross_encoder), device="cpu")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def crossrank_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "crossrank.client.cli", *args]
-
-
-class WorkerProcess:
-    """`crossrank serve` as a real subprocess on a free port."""
-
-    def __init__(self, cross_encoder: Path, bi_encoder: Path | None, port: int | None = None, *extra: str,
-                 env: dict[str, str] | None = None):
-        self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--model", str(cross_encoder),
-                "--embed-model", str(bi_encoder) if bi_encoder else "none", "--device", "cpu",
-                "--grace-seconds", "1", *extra]
-        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-worker-{self.port}.log"
-        self.log = open(log_path, "w+")  # noqa: SIM115 (open for the process's lifetime)
-        self.proc = subprocess.Popen(crossrank_command(*args), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
-
-    def wait_serving(self, timeout: float = 120, ca_cert: Path | None = None) -> None:
-        """Health SERVING; over TLS, trusting `ca_cert`, for a worker started with --tls-cert."""
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + timeout
-        channel = (grpc.secure_channel(self.address, grpc.ssl_channel_credentials(ca_cert.read_bytes()))
-                   if ca_cert else grpc.insecure_channel(self.address))
-        with channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, self.output()
-                try:
-                    status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise TimeoutError(f"worker on {self.address} not serving after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextlib.contextmanager
-def serving_worker(cross_encoder: Path, bi_encoder: Path | None = None, *extra: str,
-                   ca_cert: Path | None = None) -> Iterator[WorkerProcess]:
-    """A `crossrank serve` subprocess, yielded once it is SERVING and stopped afterwards."""
-    process = WorkerProcess(cross_encoder, bi_encoder, None, *extra)
-    try:
-        process.wait_serving(ca_cert=ca_cert)
-        yield process
-    finally:
-        process.stop()

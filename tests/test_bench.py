@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import crossrank_command
+from support.workers import crossrank_command
 
 from crossrank.worker.bench import mfu, report
 from crossrank.worker.bench.workload import MAX_DOC_TOKENS, MIN_DOC_TOKENS, document_lengths, make_workload

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import signal
 import sys
@@ -11,6 +10,8 @@ import threading
 
 import click
 
+from crossrank.protos.logs import JsonLogFormatter as _JsonFormatter
+from crossrank.protos.logs import extra_fields as _fields
 from crossrank.worker.settings import WorkerSettings
 
 _TYPES = {"int": int, "float": float, "str": str}
@@ -30,25 +31,6 @@ def settings_options(fn):
             help=f.metadata["help"],
         )(fn)
     return fn
-
-
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra=` fields (request_id, pairs, ...) become keys of their own."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "msg": record.getMessage(), **_fields(record)}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class _TextFormatter(logging.Formatter):
@@ -79,6 +61,7 @@ def serve(json_logs: bool, **values) -> None:
         raise click.UsageError(str(exc)) from exc
     log.info("settings: %s", settings.public())
 
+    from crossrank.worker.loading_status import loading_status
     from crossrank.worker.server import create_server  # heavy: torch, transformers
 
     server = create_server(settings)
@@ -94,8 +77,9 @@ def serve(json_logs: bool, **values) -> None:
         signal.signal(sig, lambda *_: stop.set())
     ready = threading.Thread(target=server.wait_ready, daemon=True)
     ready.start()
-    while not stop.is_set() and ready.is_alive():
-        stop.wait(0.2)
+    with loading_status(server.engine):
+        while not stop.is_set() and ready.is_alive():
+            stop.wait(0.2)
     if server.engine.load_error is not None:
         server.stop(0)
         raise click.ClickException(f"could not load the model: {server.engine.load_error}")

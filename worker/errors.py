@@ -5,7 +5,8 @@
     ├── OverloadedError      RESOURCE_EXHAUSTED the queue is full; retry later or elsewhere
     ├── NotReadyError        UNAVAILABLE        the model is still loading
     ├── NotServedError       FAILED_PRECONDITION this worker does not serve the asked-for model
-    └── CancelledError       CANCELLED          the caller went away before the work finished
+    ├── CancelledError       CANCELLED          the caller went away before the work finished
+    └── DeadlineError        DEADLINE_EXCEEDED  the request's deadline passed, or would before its turn
 """
 
 from __future__ import annotations
@@ -32,4 +33,8 @@ class NotServedError(WorkerError):
 
 
 class CancelledError(WorkerError):
+    pass
+
+
+class DeadlineError(WorkerError):
     pass

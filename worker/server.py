@@ -1,4 +1,4 @@
-"""Server assembly: the servicer, health, reflection, interceptors; built apart from running it.
+"""The worker: one engine behind the gRPC server and, when asked for, the HTTP gateway.
 
     server = create_server(settings)   # binds (port 0 picks a free one) and starts loading
     server.wait_ready()                # health turns SERVING after warm-up
@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
-from crossrank.protos import SERVICE_NAME, pb, pb_grpc
+from crossrank.protos import pb
 from crossrank.worker.engine import Engine
-from crossrank.worker.interceptors import BearerTokenInterceptor, ErrorInterceptor
+from crossrank.worker.grpc.server import set_health, start_grpc_server
 from crossrank.worker.metrics import WorkerMetrics
-from crossrank.worker.reflection import enable_server_reflection
-from crossrank.worker.servicer import RerankerServicer
 from crossrank.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from crossrank.worker.http_gateway import HttpGateway
+    from crossrank.worker.http.gateway import HttpGateway
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,7 @@ class WorkerServer:
             self.engine.load_error = exc
             log.exception("loading %s failed", self.settings.model)
             return
-        _set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
+        set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model is warm (True) or loading failed or timed out (False)."""
@@ -79,22 +76,10 @@ class WorkerServer:
         self.engine.stop()
 
 
-def _set_health(servicer: health.HealthServicer, status: int) -> None:
-    for name in ("", SERVICE_NAME):
-        servicer.set(name, status)
-
-
-def _credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
-    if not settings.tls_cert:
-        return None
-    with open(settings.tls_cert, "rb") as cert, open(settings.tls_key, "rb") as key:
-        return grpc.ssl_server_credentials([(key.read(), cert.read())])
-
-
 def _http_gateway(engine: Engine, settings: WorkerSettings) -> HttpGateway | None:
     if not settings.http_port:
         return None
-    from crossrank.worker.http_gateway import HttpGateway  # FastAPI and uvicorn, only when asked for
+    from crossrank.worker.http.gateway import HttpGateway  # FastAPI and uvicorn, only when asked for
 
     return HttpGateway(engine, settings).start()
 
@@ -104,29 +89,7 @@ def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None
     """Bind and start serving (UNAVAILABLE until ready); with `load`, start loading the model at once."""
     settings.validate()
     engine = Engine(settings, metrics)
-    interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics)]
-    if settings.auth_token:
-        interceptors.insert(0, BearerTokenInterceptor(settings.auth_token))
-    size = settings.max_message_bytes
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
-        interceptors=interceptors,
-        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
-        maximum_concurrent_rpcs=settings.grpc_threads * 4,
-    )
-    pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
-    enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
-    address = f"{settings.host}:{settings.port}"
-    credentials = _credentials(settings)
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    if port == 0:
-        raise RuntimeError(f"could not bind {address}")
-    server.start()
-    log.info("listening on %s:%d (%s), loading %s", settings.host, port, "tls" if credentials else "plaintext",
-             settings.model)
+    server, port, health_servicer = start_grpc_server(engine, settings)
     try:
         http = _http_gateway(engine, settings)
     except Exception:  # e.g. the http port is taken: leave nothing half-started behind

@@ -29,8 +29,9 @@ class WorkerSettings:
         DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N. One process serves exactly one device.")
     dtype: str = setting(
-        "auto", "auto (fp16/bf16 on a GPU, fp32 on the CPU), fp32, fp16 or bf16. Lower is faster, a little "
-        "less exact: `crossrank bench` reports the cost.")
+        "auto", "auto (fp16 on a GPU; bf16 on a CPU with native bf16, AMX or avx512_bf16; else fp32), fp32, "
+        "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
+        "`crossrank info` shows what was picked and why.")
     backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).")
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
@@ -44,7 +45,11 @@ class WorkerSettings:
     max_batch_pairs: int = setting(0, "Inputs per forward pass at most; 0 = auto: 256 on a GPU, 32 on a CPU.")
     max_queue_pairs: int = setting(
         20000, "Inputs waiting at most; beyond it new work gets RESOURCE_EXHAUSTED at once instead of queueing.")
-    sort_window: int = setting(1024, "Oldest pending inputs sorted by length when a batch is formed.")
+    sort_window: int = setting(
+        1024, "At most this many pending inputs, of the oldest requests, are sorted by length to form a batch.")
+    tokenizer_workers: int = setting(
+        0, "Threads tokenizing requests in parallel (the Rust tokenizer runs without the GIL); 0 = the "
+        "available cores minus one, at least 1.")
     max_documents_per_request: int = setting(1000, "Documents (or pairs, or texts) per request at most.")
     max_characters_per_request: int = setting(2_000_000, "Characters of text per request at most.")
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
@@ -54,6 +59,9 @@ class WorkerSettings:
     http_port: int = setting(
         0, "Serve the HTTP gateway (Cohere /v2/rerank, TEI /rerank) on this port, beside gRPC and sharing "
         "its batcher; 0 turns it off, -1 binds a free one (logged at start).")
+    http_max_body_bytes: int = setting(
+        2 * 1024 * 1024, "Largest HTTP request body; a larger one gets 413 before it is read whole (TEI's "
+        "default is the same 2 MB).")
     auth_token: str = setting("", "Require `authorization: Bearer <token>` on Reranker calls; empty = open.",
                               secret=True)
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
@@ -80,11 +88,12 @@ class WorkerSettings:
             problems.append(f"max_query_share {self.max_query_share} must be between 0 and 1")
         if self.window_tokens < 8 or not 0 < self.window_stride <= self.window_tokens:
             problems.append("window_tokens must be >= 8 and 0 < window_stride <= window_tokens")
-        for name in ("max_batch_tokens", "max_batch_pairs"):
+        for name in ("max_batch_tokens", "max_batch_pairs", "tokenizer_workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 (auto) or positive")
         for name in ("max_queue_pairs", "sort_window",
-                     "max_documents_per_request", "max_characters_per_request", "grpc_threads"):
+                     "max_documents_per_request", "max_characters_per_request", "grpc_threads",
+                     "http_max_body_bytes"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.max_length < 0:

@@ -6,6 +6,7 @@ import grpc
 
 from crossrank.worker.errors import (
     CancelledError,
+    DeadlineError,
     InvalidInputError,
     NotReadyError,
     NotServedError,
@@ -19,6 +20,7 @@ _CODES: dict[type[WorkerError], grpc.StatusCode] = {
     NotReadyError: grpc.StatusCode.UNAVAILABLE,
     NotServedError: grpc.StatusCode.FAILED_PRECONDITION,
     CancelledError: grpc.StatusCode.CANCELLED,
+    DeadlineError: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import crossrank_command, serving_worker
+from support.workers import crossrank_command, serving_worker
 
 QUERY = "什么是RAG技术？"
 DOCS = ["RAG是检索增强生成技术", "向量数据库存储向量", "北京是中国的首都"]

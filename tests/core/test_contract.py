@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from support.paths import ROOT
 
 from crossrank.protos import SERVICE_NAME, pb
 

@@ -2,7 +2,8 @@
 
 import grpc
 import pytest
-from conftest import worker_settings
+from support.clients import CLIENT_KINDS, open_client
+from support.workers import worker_settings
 
 from crossrank.client import CrossrankClient, InvalidRequestError, NotServedError, UnavailableError
 from crossrank.worker.server import create_server
@@ -17,9 +18,9 @@ def strict_worker(tiny_cross_encoder):
     server.stop(0)
 
 
-@pytest.fixture(scope="module")
-def client(strict_worker):
-    with CrossrankClient(strict_worker.address, timeout=10) as c:
+@pytest.fixture(scope="module", params=CLIENT_KINDS)
+def client(request, strict_worker):
+    with open_client(request.param, strict_worker.address, timeout=10) as c:
         yield c
 
 
@@ -77,7 +78,7 @@ def test_loading_worker_is_unavailable(tiny_cross_encoder):
 def test_missing_gpu_is_a_clear_start_up_error():
     import torch
 
-    from crossrank.worker.device import resolve_device
+    from crossrank.worker.engine.device import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

@@ -4,7 +4,7 @@ import ast
 import subprocess
 import sys
 
-from conftest import ROOT
+from support.paths import ROOT
 
 
 def _imports(folder: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from conftest import ROOT
+from support.paths import ROOT
 
 from crossrank.worker.settings import WorkerSettings
 

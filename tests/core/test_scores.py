@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-
-from crossrank.client import CrossrankClient
+from support.clients import CLIENT_KINDS, open_client
 
 QUERY_ZH = "什么是RAG技术？"
 DOCS_ZH = [
@@ -23,9 +22,9 @@ DOCS_EN = [
 ]
 
 
-@pytest.fixture(scope="module")
-def client(worker):
-    with CrossrankClient(worker.address, timeout=30) as c:
+@pytest.fixture(scope="module", params=CLIENT_KINDS)
+def client(request, worker):
+    with open_client(request.param, worker.address, timeout=30) as c:
         yield c
 
 

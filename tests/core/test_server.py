@@ -7,10 +7,12 @@ import time
 
 import grpc
 import pytest
-from conftest import free_port, worker_settings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.clients import CLIENT_KINDS, open_client
+from support.workers import worker_settings
 
 from crossrank.client import AsyncCrossrankClient, CrossrankClient, DeadlineExceededError, RerankRequest
+from crossrank.protos.net import free_port
 from crossrank.worker.server import create_server
 
 
@@ -42,10 +44,11 @@ def test_reflection_lists_the_service(worker):
         assert database.FindFileContainingSymbol("crossrank.v1.Reranker").package == "crossrank.v1"
 
 
-def test_stream_answers_100_interleaved_requests_by_id(worker):
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+def test_stream_answers_100_interleaved_requests_by_id(worker, kind):
     requests = [RerankRequest(f"query {i}", [f"doc {j} of {i}" for j in range(1 + (i * 7) % 23)],
                               request_id=f"r{i}", top_k=3) for i in range(100)]
-    with CrossrankClient(worker.address) as client:
+    with open_client(kind, worker.address) as client:
         responses = list(client.stream(iter(requests)))
         assert sorted(r.request_id for r in responses) == sorted(r.request_id for r in requests)
         by_id = {r.request_id: r for r in responses}

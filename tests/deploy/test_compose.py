@@ -412,7 +412,8 @@ def test_gpus_override_adds_one_worker_per_gpu():
 def private_redis(tmp_path_factory):
     """A throwaway redis-server on a free port: the healthcheck test's broker, shared with nothing."""
     import redis
-    from conftest import free_port
+
+    from crossrank.protos.net import free_port
 
     server = shutil.which("redis-server")
     if server is None:
@@ -446,7 +447,7 @@ def healthcheck(test: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 def test_pipeline_command_and_healthcheck_work_together(private_redis, tmp_path):
     """compose's pipeline command starts a Celery node, its metrics answer, and the healthcheck
     passes for that node (named after the host, as in a container) and fails for any other."""
-    from conftest import free_port
+    from crossrank.protos.net import free_port
 
     metrics_port = free_port()
     service = services(compose_config(BASE, env={"PIPELINE_CONCURRENCY": "1"}))["pipeline"]

@@ -335,7 +335,7 @@ def test_health_check_passes_on_a_serving_worker(worker):
 
 
 def test_health_check_fails_when_nothing_listens():
-    from conftest import free_port
+    from crossrank.protos.net import free_port
 
     result = run_health_check(CROSSRANK_PORT=str(free_port()))
     assert result.returncode == 1
@@ -344,7 +344,7 @@ def test_health_check_fails_when_nothing_listens():
 
 def test_health_check_fails_while_the_model_loads(tiny_cross_encoder):
     """Bound but not loaded (as during a first model download): NOT_SERVING, so not healthy yet."""
-    from conftest import worker_settings
+    from support.workers import worker_settings
 
     from crossrank.worker.server import create_server
 
@@ -385,7 +385,7 @@ def write_certificate(directory: Path, name: str) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def tls_token_worker(tiny_cross_encoder, tmp_path_factory):
     """A worker as a container with TLS and a token would run it: certificate for `worker` only."""
-    from conftest import worker_settings
+    from support.workers import worker_settings
 
     from crossrank.worker.server import create_server
 

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import crossrank_command, free_port
+from support.redis_server import LOCAL_STACK_DB, redis_url_for
+from support.workers import crossrank_command
 
 from crossrank.pipeline.stack import LocalStack, ServiceFailed, chroma_answers, grpc_serving, redis_answers
+from crossrank.protos.net import free_port
 
-REDIS_URL = f"{os.environ.get('CROSSRANK_TEST_REDIS', 'redis://127.0.0.1:6379').rstrip('/')}/13"
+REDIS_URL = redis_url_for(LOCAL_STACK_DB)
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "the weather is cold today",
           "rerankers score a query and a passage together", "巴黎是法国的首都", "今天天气很冷"]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 
 
 @pytest.fixture(scope="package")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 
 DOCS = ["paris is in france", "berlin is in germany", "the weather is cold"]
 

@@ -17,9 +17,11 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT, WorkerProcess, free_port, serving_worker, worker_settings
+from support.paths import ROOT
+from support.workers import WorkerProcess, serving_worker, worker_settings
 
 from crossrank.client import CrossrankClient
+from crossrank.protos.net import free_port
 
 NODE_DIR = ROOT / "client" / "examples" / "node"
 QUERY = "什么是RAG技术？ what is retrieval augmented generation"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import worker_settings
+from support.workers import worker_settings
 
 from crossrank.client import CrossrankClient, RetryPolicy
 

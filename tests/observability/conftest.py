@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import WorkerProcess, free_port
+from support.workers import WorkerProcess
+
+from crossrank.protos.net import free_port
 
 
 @dataclass

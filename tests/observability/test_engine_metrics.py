@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import worker_settings
+from support.workers import worker_settings
 
 from crossrank.client import CrossrankClient
 from crossrank.worker.metrics import WorkerMetrics

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, free_port, serving_worker
+from support.workers import WorkerProcess, serving_worker
+
+from crossrank.protos.net import free_port
 
 sys.path.append(str(Path(__file__).parent))
 
@@ -23,7 +25,7 @@ from pipeline_support import (  # noqa: E402
 
 @pytest.fixture(scope="session")
 def redis_db() -> Iterator[str]:
-    """Our db of the Redis at 127.0.0.1:6379 (REDIS_URL): ours alone, empty at the start and at the end of the session."""
+    """Our db of the tests' Redis (REDIS_URL): ours alone, empty at the start and at the end of the session."""
     import redis
 
     client = redis_client()

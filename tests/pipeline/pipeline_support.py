@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SHARED, crossrank_command, free_port
+from support.paths import SHARED
+from support.redis_server import PIPELINE_DB, redis_url_for
+from support.workers import crossrank_command
 
-# Parallel checkouts on one machine point CROSSRANK_TEST_REDIS at Redis servers of their own.
-TEST_REDIS = os.environ.get("CROSSRANK_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{TEST_REDIS}/11"
+from crossrank.protos.net import free_port
+
+REDIS_URL = redis_url_for(PIPELINE_DB)
 MSMARCO = SHARED / "data" / "agentset-msmarco"
 
 
@@ -91,11 +93,11 @@ class CeleryWorker:
 
     def pool_size(self) -> int:
         """How many pool processes the running worker has, as it reports itself."""
-        from crossrank.pipeline.stack import control_app
+        from crossrank.pipeline.stack import celery_node_reply
 
-        stats = control_app(settings_for(self.env).redis_url).control.inspect([self.node], timeout=5).stats()
-        assert stats and self.node in stats, f"no stats from {self.node}"
-        return stats[self.node]["pool"]["max-concurrency"]
+        stats = celery_node_reply(self.node, settings_for(self.env).redis_url, "stats", timeout=5)
+        assert stats, f"no stats from {self.node}"
+        return stats["pool"]["max-concurrency"]
 
     def output(self) -> str:
         return self.process.log_path.read_text(encoding="utf-8", errors="replace")
@@ -209,10 +211,10 @@ QUERIES = ["什么是RAG技术？", "what is retrieval augmented generation", "c
            "北京", "how do i treat the flu", "vector search database"]
 
 
-def send_chunks(settings, task: str, job_id: str, chunks: Sequence[tuple[int, list[dict]]], options: dict) -> None:
-    """Put task messages on the queue as the API does; a chunk listed twice is delivered twice."""
-    from crossrank.pipeline.celery_app import app
+def send_chunks(settings, chunks: Sequence) -> None:
+    """Put chunk messages (IndexChunk or RerankChunk, all of one kind) on the queue as the API does; a chunk
+    listed twice is delivered twice."""
+    from crossrank.pipeline.chunks import IndexChunk, enqueue
 
-    with app.connection_for_write(settings.redis_url) as connection:
-        for number, items in chunks:
-            app.send_task(task, args=(job_id, number, items, options), connection=connection)
+    kind = "index" if isinstance(chunks[0], IndexChunk) else "rerank"
+    enqueue(settings, kind, [c.to_message() for c in chunks])

@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import WorkerProcess, free_port
 from pipeline_support import CORPUS, Pipeline, base_env, flush_db, start_celery, wait_for
+from support.workers import WorkerProcess
 
 from crossrank import pipeline
 from crossrank.pipeline.store import CollectionNotFound, open_collection
+from crossrank.protos.net import free_port
 
 
 def test_a_job_waits_for_a_late_grpc_worker_and_completes(redis_db, tiny_cross_encoder, tiny_bi_encoder, tmp_path):

@@ -5,7 +5,6 @@ Chroma; then real redeliveries: the same chunk message put on the queue twice fo
 """
 
 import re
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from pipeline_support import CORPUS, QUERIES, send_chunks, wait_for
 
 from crossrank.client import CrossrankClient
 from crossrank.pipeline import api
-from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK
-from crossrank.pipeline.documents import document_from
+from crossrank.pipeline.chunks import IndexChunk, RerankChunk
+from crossrank.pipeline.documents import Query, document_from
 from crossrank.pipeline.jobs import JobStore
 from crossrank.pipeline.passages import split_passages
 from crossrank.pipeline.settings import PipelineSettings
@@ -44,11 +43,15 @@ def resources(redis_db, grpc_worker, tmp_path):
     r.jobs.redis.close()
 
 
+def _index(collection: str, documents, passage_chars: int = 60, passage_overlap: int = 10) -> IndexChunk:
+    return IndexChunk("job", 0, collection, passage_chars, passage_overlap, documents)
+
+
 def test_the_index_body_run_twice_writes_the_same_records(resources):
-    first = index_documents(resources, "twice", DOCUMENTS, passage_chars=60, passage_overlap=10)
+    first = index_documents(resources, _index("twice", DOCUMENTS))
     collection = open_collection(resources.chroma, "twice")
     before = _snapshot(collection)
-    second = index_documents(resources, "twice", DOCUMENTS, passage_chars=60, passage_overlap=10)
+    second = index_documents(resources, _index("twice", DOCUMENTS))
     after = _snapshot(collection)
 
     assert first == second == {"indexed": len(DOCUMENTS), "passages": before["count"]}
@@ -74,13 +77,13 @@ def _log_lines(pipeline, pattern: str) -> int:
 
 def test_a_shorter_document_indexed_again_leaves_no_old_passages(resources):
     long_text = " ".join(f"sentence number {i} about rerankers." for i in range(20))
-    index_documents(resources, "shrink", [document_from({"id": "d", "text": long_text}),
-                                          document_from({"id": "other", "text": long_text})], 60, 10)
+    index_documents(resources, _index("shrink", [document_from({"id": "d", "text": long_text}),
+                                                 document_from({"id": "other", "text": long_text})]))
     collection = open_collection(resources.chroma, "shrink")
     before = collection.get(where={"doc_id": "d"}, include=[])["ids"]
     assert len(before) > 3
 
-    index_documents(resources, "shrink", [document_from({"id": "d", "text": "now a short text"})], 60, 10)
+    index_documents(resources, _index("shrink", [document_from({"id": "d", "text": "now a short text"})]))
     assert collection.get(where={"doc_id": "d"}, include=["documents"])["documents"] == ["now a short text"]
     assert len(collection.get(where={"doc_id": "other"}, include=[])["ids"]) == len(before)  # untouched
 
@@ -88,13 +91,14 @@ def test_a_shorter_document_indexed_again_leaves_no_old_passages(resources):
 def test_an_index_chunk_delivered_twice_counts_once(embedded_pipeline):
     settings = embedded_pipeline.settings
     jobs = embedded_pipeline.jobs()
-    documents = [asdict(d) for d in DOCUMENTS]
-    chunks = [documents[:6], documents[6:]]
+    documents = DOCUMENTS
     options = {"collection": "redelivered", "passage_chars": 60, "passage_overlap": 10}
     job_id = jobs.create("index", "redelivered", total=len(documents), chunks=2, params=options,
                          counts={"indexed": 0, "passages": 0, "skipped": 0, "failed": 0})
+    chunks = [IndexChunk(job_id, 0, "redelivered", 60, 10, documents[:6]),
+              IndexChunk(job_id, 1, "redelivered", 60, 10, documents[6:])]
     # Chunk 0 twice before chunk 1: one consumer takes them in order, so the copy runs while the job runs.
-    send_chunks(settings, INDEX_TASK, job_id, [(0, chunks[0]), (0, chunks[0]), (1, chunks[1])], options)
+    send_chunks(settings, [chunks[0], chunks[0], chunks[1]])
     job = api.wait(job_id, timeout=120, poll=0.2, settings=settings)
 
     passages = sum(len(split_passages(d.id, d.text, 60, 10)) for d in DOCUMENTS)
@@ -114,12 +118,14 @@ def test_a_rerank_chunk_delivered_twice_leaves_no_duplicates(embedded_pipeline):
     passages = index_job.counts["passages"]
 
     jobs = embedded_pipeline.jobs()
-    queries = [{"id": f"q{i}", "text": q} for i, q in enumerate(QUERIES)]
+    queries = [Query(f"q{i}", q) for i, q in enumerate(QUERIES)]
     options = {"collection": "rerank-twice", "results_collection": "rerank-twice-results", "initial_k": 8,
                "top_k": 3, "profile": ""}
     job_id = jobs.create("rerank", "rerank-twice", total=len(queries), chunks=2, params=options,
                          counts={"queries": 0, "pairs": 0, "records": 0, "failed": 0, "skipped": 0})
-    send_chunks(settings, RERANK_TASK, job_id, [(0, queries[:3]), (0, queries[:3]), (1, queries[3:])], options)
+    chunks = [RerankChunk(job_id, 0, "rerank-twice", "rerank-twice-results", 8, 3, queries[:3]),
+              RerankChunk(job_id, 1, "rerank-twice", "rerank-twice-results", 8, 3, queries[3:])]
+    send_chunks(settings, [chunks[0], chunks[0], chunks[1]])
     job = api.wait(job_id, timeout=120, poll=0.2, settings=settings)
 
     assert passages >= 8

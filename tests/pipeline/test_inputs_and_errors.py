@@ -8,9 +8,9 @@ import signal
 import subprocess
 import urllib.request
 
-from conftest import crossrank_command
 from pipeline_support import QUERIES, write_jsonl
 from prometheus_client.parser import text_string_to_metric_families
+from support.workers import crossrank_command
 
 from crossrank import pipeline
 from crossrank.pipeline.store import open_collection

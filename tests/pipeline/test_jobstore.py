@@ -96,10 +96,10 @@ def test_unknown_jobs_and_chunks_of_deleted_jobs(store):
         store.get("nosuchjob")
     assert "nosuchjob" in str(caught.value) and "CROSSRANK_REDIS_URL" in str(caught.value)
     job_id = store.create("index", "docs", total=1, chunks=1, params={})
-    store.delete(job_id)
+    store.redis.delete(f"{store.prefix}:job:{job_id}")  # expired
     assert store.state(job_id) is None
     assert not store.complete_chunk(job_id, 0, 1, {"indexed": 1})  # the job is gone: nothing is created
-    assert store.state(job_id) is None and store.list() == []
+    assert store.state(job_id) is None and store.list() == []  # and the index entry went with it
 
 
 def test_list_gives_the_most_recent_first(store):
@@ -178,3 +178,67 @@ def test_metrics_are_read_from_redis(store, redis_db, prefix):
     assert after[("crossrank_pipeline_retries_total", (("kind", "index"),))] == 2
     assert after[("crossrank_pipeline_retries_total", (("kind", "rerank"),))] == 0
     assert sum(v for (name, _), v in after.items() if name == "crossrank_pipeline_jobs") == 3
+
+
+def _aged(store, job_id: str, chunk: int, seconds: float) -> None:
+    """The owner of `chunk` last beat `seconds` ago."""
+    key = f"{store.prefix}:job:{job_id}:owners"
+    entry = json.loads(store.redis.hget(key, str(chunk)))
+    store.redis.hset(key, str(chunk), json.dumps({**entry, "at": entry["at"] - seconds}))
+
+
+def test_a_silent_owner_makes_the_job_stalled_and_its_chunk_is_claimed_once(redis_db, prefix):
+    store = JobStore.from_url(redis_db, prefix, stall_after=5)
+    messages = [{"job_id": "j", "chunk": n, "items": [n]} for n in range(3)]
+    job_id = store.create("index", "docs", total=3, chunks=3, params={}, payloads=messages)
+    assert store.start(job_id, 0, "celery@a pid 1") == "running"
+    assert store.start(job_id, 1, "celery@b pid 2") == "running"
+    assert store.active() == [job_id]
+    assert store.beat(job_id, 0, "celery@a pid 1") and not store.beat(job_id, 0, "celery@b pid 2")
+    assert store.get(job_id).state == "running" and store.claim_stalled(job_id, "x") == []
+
+    _aged(store, job_id, 1, 6)
+    job = store.get(job_id)
+    assert job.state == "stalled" and not job.finished
+    assert job.stalled.startswith("chunk 1: no heartbeat from celery@b pid 2 for 6s")
+    assert f"crossrank jobs resume {job_id}" in job.stalled
+    assert store.claim_stalled(job_id, "watchdog 1") == [messages[1]]
+    assert store.claim_stalled(job_id, "watchdog 2") == []  # claimed once
+    assert store.get(job_id).state == "running"  # re-enqueued: waits for a new owner
+    assert not store.beat(job_id, 1, "celery@b pid 2")  # the old owner, if alive, lost it
+
+    assert store.pending(job_id) == messages
+    assert store.complete_chunk(job_id, 1, 1, {"indexed": 1})
+    assert store.pending(job_id) == [messages[0], messages[2]]
+    store.complete_chunk(job_id, 0, 1, {"indexed": 1})
+    store.complete_chunk(job_id, 2, 1, {"indexed": 1})
+    assert store.get(job_id).state == "done" and store.pending(job_id) == [] and store.active() == []
+    assert store.redis.keys(f"{prefix}:job:{job_id}:*") == [f"{prefix}:job:{job_id}:chunks"]
+
+
+def test_a_job_nothing_moved_for_a_while_is_stalled(redis_db, prefix):
+    store = JobStore.from_url(redis_db, prefix, stall_after=5)
+    job_id = store.create("rerank", "docs", total=2, chunks=2, params={})
+    store.start(job_id, 0, "celery@a pid 1")
+    store.complete_chunk(job_id, 0, 1, {"queries": 1})
+    store.redis.hincrbyfloat(f"{prefix}:job:{job_id}", "touched_at", -6)
+    job = store.get(job_id)
+    assert job.state == "stalled" and job.stalled.startswith("no chunk started or finished for 6s")
+    store.cancel(job_id)
+    assert store.get(job_id).state == "cancelled" and store.active() == []
+
+
+def test_running_chunks_report_progress_that_counting_replaces(redis_db, prefix):
+    store = JobStore.from_url(redis_db, prefix)
+    job_id = store.create("rerank", "docs", total=10, chunks=2, params={}, counts={"queries": 0, "pairs": 0})
+    store.start(job_id, 0, "o")
+    store.progress(job_id, 0, {"items": 2, "queries": 2, "pairs": 40})
+    store.progress(job_id, 0, {"items": 3, "queries": 3, "pairs": 60})  # replaces, never adds
+    store.progress(job_id, 1, {"items": 1, "queries": 1, "pairs": 20})
+    job = store.get(job_id)
+    assert (job.done, job.progress, job.in_flight) == (0, 4, {"items": 4, "queries": 4, "pairs": 80})
+    assert job.rate("pairs") > 0
+    store.complete_chunk(job_id, 0, 5, {"queries": 5, "pairs": 100})
+    job = store.get(job_id)
+    assert (job.done, job.progress, job.counts["pairs"]) == (5, 6, 100)
+    assert job.as_dict()["in_flight"] == {"items": 1, "queries": 1, "pairs": 20}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 from tls_support import write_self_signed_certificate
 
 TOKEN = "s3cret-token"

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from conftest import crossrank_command
+from support.workers import crossrank_command
 
 from .conftest import TOKEN
 

@@ -43,3 +43,17 @@ def test_cohere_sdk_sends_its_api_key_as_the_token(base_url):
     with cohere.ClientV2(api_key="wrong", base_url=base_url, timeout=30) as co, \
             pytest.raises(cohere.errors.UnauthorizedError):
         co.rerank(model="any", query=BODY["query"], documents=BODY["texts"])
+
+
+def test_the_token_is_checked_before_the_body_is_read(base_url):
+    """A malformed body, or one over the size limit, without the token is 401: it was never parsed."""
+    for body in (b"{not json", b"x" * (3 * 1024 * 1024)):
+        response = httpx.post(f"{base_url}/rerank", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 401
+        assert response.json()["error_type"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_api_docs_want_the_token(base_url, path):
+    assert httpx.get(base_url + path).status_code == 401
+    assert httpx.get(base_url + path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200

@@ -51,14 +51,13 @@ def default_pairs(data: Path | None, n_queries: int, docs_per_query: int) -> tup
 
 def score_pairs(model: str, pairs: list[tuple[str, str]], dtype: str, backend: str, batch: int = 32) -> np.ndarray:
     """Raw logits of each pair, through the worker's runtime, in input order."""
-    from crossrank.worker.device import place
-    from crossrank.worker.pairs import PairEncoder
-    from crossrank.worker.runtime import CrossEncoderRuntime
+    from crossrank.worker.engine.device import place
+    from crossrank.worker.engine.runtime import CrossEncoderRuntime
+    from crossrank.worker.engine.scheduler import Ticket
 
     runtime = CrossEncoderRuntime(model, place("cpu", dtype), backend=backend)
-    encoder = PairEncoder(runtime.tokenizer, runtime.max_length, 0.25)
-    items = [encoder.encode(q, [d])[0] for q, d in pairs]
-    out = [runtime.forward(runtime.collate(items[i:i + batch])) for i in range(0, len(items), batch)]
+    rows = [(Ticket(runtime.encoder.encode(q, [d])), 0) for q, d in pairs]
+    out = [runtime.fetch(runtime.forward(runtime.collate(rows[i:i + batch]))) for i in range(0, len(rows), batch)]
     return np.concatenate(out)
 
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import grpc
 
 from crossrank.protos import pb, pb_grpc
-from crossrank.worker import convert
-from crossrank.worker.batcher import Ticket
-from crossrank.worker.engine import Engine
+from crossrank.worker.engine import Engine, Ticket
+from crossrank.worker.grpc import convert
+from crossrank.worker.grpc.decode import MalformedMessage
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """Requests are read on a thread of their own and answered in completion order.
 
         A request that fails (bad input, full queue) gets a response with `error` set; the
-        stream and the other requests go on.
+        stream and the other requests go on. A message that cannot be parsed ends the stream
+        with INVALID_ARGUMENT, after the requests received before it are answered.
         """
         done: queue.Queue[pb.RerankResponse | int] = queue.Queue()
         tickets: list[Ticket] = []
@@ -60,6 +61,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             except Exception as exc:
                 done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
 
+        malformed: list[MalformedMessage] = []
+
         def read() -> None:
             sent = 0
             try:
@@ -70,6 +73,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                         tickets.append(self.engine.submit_rerank(query, lambda t, q=query: answer(q, t)))
                     except Exception as exc:
                         done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+            except MalformedMessage as exc:  # stop reading; what came before is still answered
+                malformed.append(exc)
             except Exception as exc:  # the client went away mid-stream
                 log.debug("stream reader ended: %s", exc)
             finally:
@@ -89,3 +94,5 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                 continue
             answered += 1
             yield item
+        if malformed:
+            raise malformed[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import grpc
 from starlette.responses import JSONResponse
 
-from crossrank.worker.http_schemas import ErrorBody
+from crossrank.worker.http.schemas import ErrorBody
 from crossrank.worker.status import message_of, status_of
 
 # gRPC status -> (HTTP status, TEI-style error_type).
@@ -20,11 +20,12 @@ _HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
     grpc.StatusCode.FAILED_PRECONDITION: (424, "Backend"),
     grpc.StatusCode.CANCELLED: (499, "Cancelled"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Timeout"),
     grpc.StatusCode.INTERNAL: (500, "Backend"),
 }
 
 
-def _json_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+def json_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
                 ) -> JSONResponse:
     body = ErrorBody(error=message, error_type=error_type, message=message)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
@@ -33,17 +34,30 @@ def _json_error(status: int, error_type: str, message: str, headers: dict[str, s
 def error_response(code: grpc.StatusCode, message: str, headers: dict[str, str] | None = None
                    ) -> JSONResponse:
     status, error_type = _HTTP.get(code, (500, "Backend"))
-    return _json_error(status, error_type, message, headers)
+    return json_error(status, error_type, message, headers)
 
 
 def engine_error_response(exc: BaseException) -> JSONResponse:
     return error_response(status_of(exc), message_of(exc))
 
 
+def routing_error_response(status: int, detail: str, method: str, path: str, allowed: str = "") -> JSONResponse:
+    """404, 405 and a body that cannot be read at all (400), in the same error body as every other error."""
+    if status == 404:
+        return json_error(404, "NotFound", f"no route {path}: the routes are POST /v2/rerank, /v1/rerank and "
+                          "/rerank, GET /health and /info (see /docs)")
+    if status == 405:
+        return json_error(405, "MethodNotAllowed", f"{method} is not allowed on {path}; use {allowed}",
+                          headers={"Allow": allowed})
+    if status == 400:
+        return json_error(400, "Validation", "request body is not valid JSON in UTF-8")
+    return json_error(status, "Validation", detail)
+
+
 def malformed_request_response(errors: list[dict]) -> JSONResponse:
     """A body that is not JSON is a 400; JSON of the wrong shape is a 422, as in FastAPI and TEI."""
     if any(e.get("type") == "json_invalid" for e in errors):
-        return _json_error(400, "Validation", "request body is not valid JSON")
+        return json_error(400, "Validation", "request body is not valid JSON")
     problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
                          for e in errors)
     return error_response(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {problems}")

@@ -56,7 +56,7 @@ def _quantize(source: Path, path: Path) -> None:
 
 
 class OnnxCrossEncoder:
-    """Runs a batch of padded torch tensors through ONNX Runtime; returns one logit per row."""
+    """Runs a batch of padded numpy arrays through ONNX Runtime; returns one logit per row."""
 
     def __init__(self, model_id: str, model: torch.nn.Module, tokenizer: Any, int8: bool = False):
         import onnxruntime as ort
@@ -78,6 +78,6 @@ class OnnxCrossEncoder:
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        feeds = {n: batch[n].numpy().astype(np.int64, copy=False) for n in self.input_names}
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {n: batch[n].astype(np.int64, copy=False) for n in self.input_names}
         return self.session.run(None, feeds)[0].reshape(-1).astype(np.float32)

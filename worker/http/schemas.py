@@ -7,19 +7,30 @@ worker has no use for (Cohere's `priority`, `relevant_spans`) keep working.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from crossrank.worker.engine import RerankOutcome, RerankQuery
-from crossrank.worker.pairs import LongDocument
+from crossrank.worker.engine import LongDocument, RerankOutcome, RerankQuery
 
 # Cohere bills one search unit per query per 100 documents; clients that track usage expect the same count.
 _DOCUMENTS_PER_SEARCH_UNIT = 100
 
 
+def _encodable(text: str) -> str:
+    """JSON may escape a lone surrogate (`"\\ud800"`), which no tokenizer or UTF-8 response can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text has a lone surrogate at character {exc.start}; send valid Unicode") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class CohereDocument(BaseModel):
-    text: str
+    text: Text
 
 
 class CohereRerankRequest(BaseModel):
@@ -29,9 +40,9 @@ class CohereRerankRequest(BaseModel):
     but documents are cut at the model's own input limit, as over gRPC.
     """
 
-    model: str | None = None
-    query: str
-    documents: list[str | CohereDocument]
+    model: Text | None = None
+    query: Text
+    documents: list[Text | CohereDocument]
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool = False
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
@@ -61,8 +72,8 @@ class CohereRerankResponse(BaseModel):
 class TeiRerankRequest(BaseModel):
     """TEI's /rerank request. Without `truncate`, long inputs are truncated rather than refused."""
 
-    query: str
-    texts: list[str]
+    query: Text
+    texts: list[Text]
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool | None = None

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from crossrank.protos import pb
-from crossrank.worker.engine import EmbedOutcome, RerankOutcome, RerankQuery, ScoreOutcome, Usage
-from crossrank.worker.pairs import LongDocument
+from crossrank.worker.engine import (
+    EmbedOutcome,
+    EngineInfo,
+    LongDocument,
+    RerankOutcome,
+    RerankQuery,
+    ScoreOutcome,
+    Usage,
+)
 
 _LONG_DOCUMENT = {
     pb.LONG_DOCUMENT_TRUNCATE: LongDocument.TRUNCATE,
@@ -85,5 +94,6 @@ def embed_response(request_id: str, model: str, outcome: EmbedOutcome) -> pb.Emb
     )
 
 
-def info_response(info: dict[str, object]) -> pb.InfoResponse:
-    return pb.InfoResponse(**info)  # type: ignore[arg-type]
+def info_response(info: EngineInfo) -> pb.InfoResponse:
+    fields = pb.InfoResponse.DESCRIPTOR.fields_by_name
+    return pb.InfoResponse(**{k: v for k, v in dataclasses.asdict(info).items() if k in fields})

@@ -14,6 +14,7 @@ class Placement:
     device: torch.device
     dtype: torch.dtype
     name: str  # human description: GPU name and memory, or "cpu"
+    dtype_reason: str = "asked for"  # why this precision: shown by Info and `crossrank info`
 
     @property
     def dtype_name(self) -> str:
@@ -40,20 +41,33 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
-def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+def native_bf16() -> str:
+    """The CPU feature that runs bf16 matmuls natively (AMX, then avx512_bf16), or "" when none does."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "avx512_bf16"
+    return ""
+
+
+def resolve_dtype(requested: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """The precision to serve at, and a short reason for it."""
     if requested != "auto":
-        return _DTYPES[requested]
+        return _DTYPES[requested], f"--dtype {requested}"
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+        return torch.float16, "auto: fp16 on a GPU"
+    feature = native_bf16()
+    if feature:
+        return torch.bfloat16, f"auto: this CPU has native bf16 ({feature})"
+    return torch.float32, "auto: this CPU has no native bf16 (AMX or avx512_bf16)"
 
 
 def place(device: str, dtype: str) -> Placement:
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt, reason = resolve_dtype(dtype, dev)
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
         name = f"{props.name}, {props.total_memory / 2**30:.1f} GiB"
     else:
         name = f"cpu, {torch.get_num_threads()} threads"
-    return Placement(dev, dt, name)
+    return Placement(dev, dt, name, reason)

@@ -15,7 +15,7 @@ import time
 import uvicorn
 
 from crossrank.worker.engine import Engine
-from crossrank.worker.http_app import create_app
+from crossrank.worker.http.app import create_app
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class HttpGateway:
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(settings.tls_cert)
         config = uvicorn.Config(
-            create_app(engine, settings.auth_token),
+            create_app(engine, settings),
             log_config=None,  # keep the process's logging set-up (JSON lines) as it is
             access_log=False,  # the app logs each request with its request id instead
             lifespan="off",

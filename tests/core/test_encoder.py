@@ -4,8 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crossrank.worker.engine.encoder import PairEncoder, pad
+from crossrank.worker.engine.types import LongDocument
 from crossrank.worker.errors import InvalidInputError
-from crossrank.worker.pairs import LongDocument, PairEncoder
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,10 @@ def test_long_query_is_capped_to_its_share(encoder):
 def test_truncation_keeps_every_pair_within_the_model_limit(encoder):
     docs = ["stock market " * 200, "短文", "向量数据库" * 100]
     encoded = encoder.encode("what is rag " * 30, docs)
-    assert [e.source for e in encoded] == [0, 1, 2]
-    assert all(e.length <= 64 for e in encoded)
+    assert encoded.sources.tolist() == [0, 1, 2]
+    assert encoded.lengths.max() <= 64
     # The document keeps most of the room: the query cannot crowd it out.
-    assert encoded[0].length == 64
+    assert encoded.lengths[0] == 64
 
 
 def test_error_mode_names_the_long_documents(encoder):
@@ -61,8 +62,19 @@ def test_windows_fit_and_cover_any_text(encoder, text, window, stride):
     assert all(_tokens(encoder, p) <= window + 1 for p in pieces)  # +1: re-tokenizing a cut may split a char
     if text.strip():
         assert text.rstrip().endswith(pieces[-1].rstrip()[-1:])
-    for e in encoder.encode("q", [text], LongDocument.WINDOW, window, stride):
-        assert e.length <= 64
+    assert encoder.encode("q", [text], LongDocument.WINDOW, window, stride).lengths.max() <= 64
+
+
+def test_padded_batches_equal_the_tokenizers_own(encoder):
+    # What the model sees must be what transformers would give it, token for token.
+    docs = ["stock market " * 80, "向量数据库", "short", "a b c d e f"]
+    tokens = encoder.encode("what is rag", docs)
+    batch = pad([(tokens, i) for i in range(len(docs))], encoder.pad_id)
+    expected = encoder.tokenizer(["what is rag"] * len(docs), docs, truncation="only_second", max_length=64,
+                                 padding=True, return_tensors="np")
+    assert set(batch) == set(expected)
+    for key, value in batch.items():
+        assert (value == expected[key]).all(), key
 
 
 def test_concurrent_encoding_never_exceeds_the_limit(encoder):
@@ -76,7 +88,7 @@ def test_concurrent_encoding_never_exceeds_the_limit(encoder):
         longest = 0
         for _ in range(30):
             mode = LongDocument.WINDOW if k % 2 else LongDocument.TRUNCATE
-            longest = max(longest, *(e.length for e in encoder.encode("query " * (k % 5 + 1), docs, mode, 20, 10)))
+            longest = max(longest, int(encoder.encode("query " * (k % 5 + 1), docs, mode, 20, 10).lengths.max()))
         return longest
 
     with ThreadPoolExecutor(16) as pool:

@@ -1,0 +1,234 @@
+"""The scheduler's logic, with a deterministic stand-in model: budgets, order, cancellation, overload.
+
+The stand-in returns each input's first token id, so every output names the input it came from.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crossrank.worker.engine.encoder import Tokens
+from crossrank.worker.engine.scheduler import Batcher, Ticket, pick_batch
+from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
+
+
+class EchoRuntime:
+    """Records every batch; `gate` lets a test hold the runner inside a forward pass."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []  # each batch's input lengths
+        self.idents: list[list[int]] = []  # each batch's input idents
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def collate(self, rows):
+        return [(int(t.tokens.ids[t.tokens.offsets[i]]), int(t.tokens.lengths[i])) for t, i in rows]
+
+    def forward(self, batch):
+        self.entered.set()
+        self.gate.wait(10)
+        self.batches.append([length for _, length in batch])
+        self.idents.append([ident for ident, _ in batch])
+        return np.array([ident for ident, _ in batch], dtype=np.float64)
+
+    def fetch(self, output):
+        return output
+
+
+def items(idents, lengths, deadline=None):
+    """A ticket whose input k is `lengths[k]` copies of `idents[k]`."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = np.concatenate([np.full(n, i) for i, n in zip(idents, lengths, strict=True)]).astype(np.int64)
+    return Ticket(Tokens(ids, None, offsets, np.arange(len(lengths))), deadline=deadline)
+
+
+@pytest.fixture
+def runtime():
+    return EchoRuntime()
+
+
+def make(runtime, **limits):
+    values = dict(max_batch_tokens=64, max_batch_pairs=8, max_queue_pairs=1000, sort_window=64)
+    values.update(limits)
+    return Batcher(runtime, **values)
+
+
+@given(lengths=st.lists(st.integers(1, 64), min_size=1, max_size=60), data=st.data())
+def test_pick_batch_respects_budgets_and_keeps_the_oldest(lengths, data):
+    lengths = sorted(lengths)
+    oldest = data.draw(st.integers(0, len(lengths) - 1))
+    max_pairs = data.draw(st.integers(1, 16))
+    picked = pick_batch(lengths, oldest, max_tokens=64, max_pairs=max_pairs)
+    assert oldest in picked
+    assert len(set(picked)) == len(picked) <= max_pairs
+    assert max(lengths[i] for i in picked) * len(picked) <= 64
+
+
+def test_batches_respect_token_and_pair_budgets(runtime):
+    batcher = make(runtime, max_batch_tokens=64, max_batch_pairs=4)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 33, size=200).tolist()
+    ticket = batcher.submit(items(range(200), lengths))
+    assert ticket.result(timeout=10).tolist() == list(range(200))
+    batcher.stop()
+    assert sum(map(len, runtime.batches)) == 200
+    for batch in runtime.batches:
+        assert len(batch) <= 4
+        assert max(batch) * len(batch) <= 64
+
+
+def test_similar_lengths_share_batches(runtime):
+    batcher = make(runtime, max_batch_tokens=10_000, max_batch_pairs=4, sort_window=64)
+    runtime.gate.clear()  # hold the runner so that all inputs are pending when batches form
+    blocker = batcher.submit(items([9], [1]))
+    runtime.entered.wait(5)
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53]
+    ticket = batcher.submit(items(range(8), lengths))
+    runtime.gate.set()
+    ticket.result(timeout=10)
+    blocker.result(timeout=10)
+    batcher.stop()
+    formed = [sorted(b) for b in runtime.batches[1:]]
+    assert sorted(formed) == [[5, 6, 7, 8], [50, 51, 52, 53]]
+
+
+def test_interleaved_tickets_get_their_own_outputs_in_order(runtime):
+    batcher = make(runtime, max_batch_tokens=128, max_batch_pairs=8)
+    rng = np.random.default_rng(1)
+    tickets = []
+
+    def submit(k):
+        n = int(rng.integers(1, 30))
+        idents = [k * 1000 + i for i in range(n)]
+        tickets.append((batcher.submit(items(idents, rng.integers(1, 17, size=n).tolist())), idents))
+
+    threads = [threading.Thread(target=submit, args=(k,)) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for ticket, idents in tickets:
+        assert ticket.result(timeout=10).tolist() == idents
+    batcher.stop()
+
+
+def test_cancelled_work_is_never_computed(runtime):
+    batcher = make(runtime, max_batch_tokens=64, max_batch_pairs=2)
+    runtime.gate.clear()
+    first = batcher.submit(items([1], [4]))
+    runtime.entered.wait(5)  # the runner is inside forward; everything else queues
+    doomed = batcher.submit(items(range(100, 140), [4] * 40))
+    kept = batcher.submit(items([7, 8], [4, 4]))
+    doomed.cancel()
+    runtime.gate.set()
+    assert kept.result(timeout=10).tolist() == [7, 8]
+    assert first.result(timeout=10).tolist() == [1]
+    with pytest.raises(CancelledError):
+        doomed.result(timeout=1)
+    batcher.stop()
+    computed = sum(map(len, runtime.batches))
+    # At most one batch of the cancelled ticket was formed before the cancel.
+    assert computed <= 1 + 2 + 2
+    assert doomed.outputs is None or not doomed.outputs[2:].any()
+
+
+def test_full_queue_refuses_at_once_and_loses_nothing(runtime):
+    batcher = make(runtime, max_queue_pairs=10, max_batch_pairs=1)
+    runtime.gate.clear()
+    first = batcher.submit(items([1], [4]))
+    runtime.entered.wait(5)
+    queued = batcher.submit(items(range(10, 19), [4] * 9))
+    with pytest.raises(OverloadedError, match="queue full"):
+        batcher.submit(items(range(50, 55), [4] * 5))
+    runtime.gate.set()
+    assert queued.result(timeout=10).tolist() == list(range(10, 19))
+    assert first.result(timeout=10).tolist() == [1]
+    batcher.stop()
+
+
+def test_a_failing_batch_fails_its_tickets_not_the_batcher():
+    class Flaky(EchoRuntime):
+        def forward(self, batch):
+            if any(ident == 666 for ident, _ in batch):
+                raise RuntimeError("boom")
+            return super().forward(batch)
+
+    batcher = make(Flaky(), max_batch_pairs=1)
+    bad = batcher.submit(items([666], [3]))
+    with pytest.raises(RuntimeError, match="inference failed"):
+        bad.result(timeout=10)
+    assert batcher.submit(items([5], [3])).result(timeout=10).tolist() == [5]
+    batcher.stop()
+
+
+def test_requests_complete_in_arrival_order(runtime):
+    # Ten requests of 40 inputs each, queued together: each finishes before the next one's inputs run,
+    # where a batch mixing every request's inputs would have them all finish together at the end.
+    batcher = make(runtime, max_batch_tokens=10_000, max_batch_pairs=8, sort_window=1024)
+    runtime.gate.clear()
+    blocker = batcher.submit(items([0], [1]))
+    runtime.entered.wait(5)
+    finished: list[int] = []
+    tickets = []
+    for k in range(10):
+        ticket = items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())
+        ticket.on_done = lambda t, k=k: finished.append(k)
+        tickets.append(batcher.submit(ticket))
+    runtime.gate.set()
+    for ticket in tickets:
+        ticket.result(timeout=10)
+    blocker.result(timeout=10)
+    batcher.stop()
+    assert finished == list(range(10))
+    assert all(len(set(batch)) <= 2 for batch in runtime.idents[1:]), "a batch draws from the head requests only"
+
+
+def test_a_request_past_its_deadline_is_dropped_before_compute(runtime):
+    batcher = make(runtime, max_batch_pairs=1)
+    runtime.gate.clear()
+    first = batcher.submit(items([1], [4]))
+    runtime.entered.wait(5)
+    late = batcher.submit(items(range(10, 20), [4] * 10, deadline=0.0))  # long past
+    kept = batcher.submit(items([7], [4]))
+    runtime.gate.set()
+    assert kept.result(timeout=10).tolist() == [7] and first.result(timeout=10).tolist() == [1]
+    with pytest.raises(DeadlineError, match="dropped before compute"):
+        late.result(timeout=1)
+    batcher.stop()
+    assert sum(map(len, runtime.batches)) == 2  # first and kept; none of the late request's inputs
+
+
+def test_a_request_that_cannot_make_its_deadline_is_dropped(runtime):
+    import time
+
+    batcher = make(runtime, max_batch_pairs=1)
+    batcher.seconds_per_pair = 1.0  # as if measured: one input a second
+    runtime.gate.clear()
+    first = batcher.submit(items([1], [4]))
+    runtime.entered.wait(5)
+    hopeless = batcher.submit(items(range(10, 20), [4] * 10, deadline=time.perf_counter() + 5))  # needs 10 s
+    runtime.gate.set()
+    with pytest.raises(DeadlineError, match="would pass"):
+        hopeless.result(timeout=5)
+    assert first.result(timeout=10).tolist() == [1]
+    batcher.stop()
+
+
+def test_queue_depth_is_true_at_once_after_a_cancel(runtime):
+    batcher = make(runtime, max_batch_pairs=1)
+    runtime.gate.clear()
+    first = batcher.submit(items([1], [4]))
+    runtime.entered.wait(5)
+    doomed = batcher.submit(items(range(10, 40), [4] * 30))
+    assert batcher.pending_pairs() >= 25  # a few may already be collated ahead of the forward pass
+    doomed.cancel()
+    assert batcher.pending_pairs() == 0
+    runtime.gate.set()
+    first.result(timeout=10)
+    batcher.stop()

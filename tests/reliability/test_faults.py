@@ -1,0 +1,119 @@
+"""Each single-process fault of a running rerank job, against real processes, ends with exact counts.
+
+Per test: a private redis-server with AOF, a `crossrank pipeline worker` (embedded Chroma, or `chroma
+run` where Chroma is the fault), the session's `crossrank serve`, and a job of 36 one-query chunks.
+The fault lands once a few chunks are counted; afterwards the job must be `done` with every query
+counted once and exactly its records in the results collection (fault_support.assert_exact).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from conftest import WorkerProcess, free_port
+from fault_support import (
+    assert_exact,
+    index_corpus,
+    kill_group,
+    pipeline_env,
+    pool_pids,
+    restart_chroma,
+    submit_and_wait_mid_job,
+)
+from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def embedded(redis_server, grpc_worker, tmp_path):
+    """A pipeline on embedded Chroma with one Celery worker (a single pool process)."""
+    p = Pipeline(pipeline_env(redis_server, grpc_worker.address, tmp_path))
+    p.celery = start_celery(p.env, tmp_path)
+    try:
+        index_corpus(p)
+        yield p
+    finally:
+        p.celery.stop()
+
+
+@pytest.mark.parametrize("stop", ["kill", "shutdown"])
+def test_a_redis_restart_mid_job_loses_no_chunk(embedded, redis_server, stop):
+    job_id = submit_and_wait_mid_job(embedded)
+    getattr(redis_server, stop)()  # kill -9, or a clean SHUTDOWN
+    time.sleep(2)  # an outage longer than one chunk
+    redis_server.start()
+    assert_exact(embedded, job_id)
+
+
+def test_a_killed_pool_process_gives_its_chunk_back(embedded):
+    job_id = submit_and_wait_mid_job(embedded)
+    [child] = pool_pids(embedded.celery)
+    os.kill(child, signal.SIGKILL)
+    assert_exact(embedded, job_id)
+    assert "WorkerLostError" in embedded.celery.output()
+
+
+def test_a_killed_celery_parent_leaves_a_stalled_chunk_that_another_worker_sends_again(embedded, tmp_path):
+    job_id = submit_and_wait_mid_job(embedded)
+    os.kill(embedded.celery.process.pid, signal.SIGKILL)  # the parent alone; its pool process is orphaned
+    embedded.celery.process.proc.wait()
+    embedded.celery.stop()  # the orphan too, before another worker opens the same embedded Chroma
+    embedded.celery = start_celery(embedded.env, tmp_path)
+    assert_exact(embedded, job_id)
+    assert f"job {job_id}: chunks " in embedded.celery.output()  # "... have no live owner; sent again"
+
+
+def test_a_killed_worker_container_shows_stalled_and_resume_sends_the_missing_chunks(embedded, tmp_path):
+    job_id = submit_and_wait_mid_job(embedded)
+    kill_group(embedded.celery)
+    jobs = embedded.jobs()
+    stalled = wait_for(lambda: (s := embedded.cli_json("jobs", "status", job_id))["state"] == "stalled" and s, 60,
+                       "jobs status says stalled")
+    assert stalled["stalled"] and f"crossrank jobs resume {job_id}" in stalled["stalled"]
+    missing = sorted(set(range(jobs.get(job_id).chunks)) - {int(c) for c in jobs.redis.smembers(
+        f"crossrank:job:{job_id}:chunks")})
+    resumed = embedded.cli_json("jobs", "resume", job_id)
+    assert resumed == {"job_id": job_id, "chunks": missing}
+    embedded.celery = start_celery(embedded.env, tmp_path)
+    assert_exact(embedded, job_id)
+
+
+def test_a_grpc_worker_killed_and_restarted_mid_job(redis_server, tiny_cross_encoder, tiny_bi_encoder, tmp_path):
+    port = free_port()
+    grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)
+    grpc.wait_serving()
+    p = Pipeline(pipeline_env(redis_server, grpc.address, tmp_path))
+    p.celery = start_celery(p.env, tmp_path)
+    try:
+        index_corpus(p)
+        job_id = submit_and_wait_mid_job(p)
+        grpc.proc.kill()
+        grpc.proc.wait()
+        grpc.stop()
+        grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)  # the same address, serving again
+        grpc.wait_serving()
+        assert_exact(p, job_id)
+    finally:
+        p.celery.stop()
+        grpc.stop()
+
+
+def test_a_chroma_server_killed_and_restarted_mid_job(redis_server, grpc_worker, tmp_path):
+    chroma = ChromaServer(tmp_path / "chroma-server", tmp_path / "chroma.log")
+    try:
+        chroma.wait_ready()
+        p = Pipeline(pipeline_env(redis_server, grpc_worker.address, tmp_path, CROSSRANK_CHROMA_URL=chroma.url))
+        p.celery = start_celery(p.env, tmp_path, concurrency=2)
+        try:
+            index_corpus(p)
+            job_id = submit_and_wait_mid_job(p)
+            restart_chroma(chroma)
+            assert_exact(p, job_id)
+        finally:
+            p.celery.stop()
+    finally:
+        chroma.stop()

@@ -1,0 +1,21 @@
+"""The worker's engine: admit -> tokenize -> schedule and collate -> forward -> post.
+
+The transports (gRPC, HTTP) import what they need from here: the Engine and its request
+and result types.
+"""
+
+from crossrank.worker.engine.engine import Engine, TicketHook
+from crossrank.worker.engine.scheduler import Ticket
+from crossrank.worker.engine.types import (
+    EmbedOutcome,
+    EngineInfo,
+    LongDocument,
+    Ranked,
+    RerankOutcome,
+    RerankQuery,
+    ScoreOutcome,
+    Usage,
+)
+
+__all__ = ["EmbedOutcome", "Engine", "EngineInfo", "LongDocument", "Ranked", "RerankOutcome", "RerankQuery",
+           "ScoreOutcome", "Ticket", "TicketHook", "Usage"]

@@ -1,0 +1,202 @@
+"""Turn (query, document) texts into model inputs: query capping, truncation and windows.
+
+Everything here works on text cut at token offsets and then tokenized as a normal pair, so
+each model's own special tokens and token types come from its tokenizer, whatever it is.
+
+The Rust tokenizer behind a Hugging Face fast tokenizer keeps its truncation setting as
+state that each call rewrites, so every thread gets a copy of its own (no lock), and its
+batch encoding runs without the GIL: threads tokenize in parallel. Results are numpy
+arrays, one flat array of ids per request, never a Python list per pair.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from crossrank.worker.engine.types import LongDocument
+from crossrank.worker.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A request's model inputs, unpadded and end to end: input i is ids[offsets[i]:offsets[i+1]].
+
+    `sources[i]` is the document (or pair, or text) input i scores; a window adds inputs with
+    the same source. `type_ids` is None for models without token types.
+    """
+
+    ids: np.ndarray
+    type_ids: np.ndarray | None
+    offsets: np.ndarray
+    sources: np.ndarray
+
+    @classmethod
+    def of(cls, encodings: Sequence[Any], sources: Sequence[int], with_types: bool) -> Tokens:
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(offsets[-1]))
+        types = (np.fromiter((t for e in encodings for t in e.type_ids), dtype=np.int64, count=int(offsets[-1]))
+                 if with_types else None)
+        return cls(ids, types, offsets, np.asarray(sources, dtype=np.int64))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Tokens]) -> Tokens:
+        shifts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)])
+        types = None if parts[0].type_ids is None else np.concatenate([p.type_ids for p in parts])
+        return cls(np.concatenate([p.ids for p in parts]), types, offsets.astype(np.int64),
+                   np.concatenate([p.sources for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def total(self) -> int:
+        return int(self.offsets[-1])
+
+
+def pad(rows: Sequence[tuple[Tokens, int]], pad_id: int, left: bool = False) -> dict[str, np.ndarray]:
+    """Rows (a request's Tokens and an input's index in it) padded into int64 model inputs."""
+    lengths = [int(t.offsets[i + 1] - t.offsets[i]) for t, i in rows]
+    width = max(lengths)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    with_types = rows[0][0].type_ids is not None
+    types = np.zeros((len(rows), width), dtype=np.int64) if with_types else None
+    for r, ((t, i), n) in enumerate(zip(rows, lengths, strict=True)):
+        cols = slice(width - n, width) if left else slice(0, n)
+        start = int(t.offsets[i])
+        ids[r, cols] = t.ids[start:start + n]
+        mask[r, cols] = 1
+        if types is not None:
+            types[r, cols] = t.type_ids[start:start + n]  # type: ignore[index]
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch
+
+
+class _Rust:
+    """One thread's copy of the Rust tokenizer, set for one use at a time."""
+
+    def __init__(self, source: Any):
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_str(source.to_str())
+        self.tok.no_padding()
+        self.tok.no_truncation()
+        self.truncation: tuple[int, str] | None = None
+
+    def encode(self, inputs: list[Any], special: bool = True, truncate_to: int | None = None) -> list[Any]:
+        """Pairs are truncated in the document only, single texts at their end (as transformers does)."""
+        truncation = None if truncate_to is None else (
+            truncate_to, "only_second" if inputs and isinstance(inputs[0], tuple) else "longest_first")
+        if truncation != self.truncation:
+            if truncation is None:
+                self.tok.no_truncation()
+            else:
+                self.tok.enable_truncation(truncation[0], strategy=truncation[1])
+            self.truncation = truncation
+        return self.tok.encode_batch(inputs, add_special_tokens=special)
+
+
+class PairEncoder:
+    def __init__(self, tokenizer: Any, max_length: int, max_query_share: float):
+        self.tokenizer = tokenizer
+        self._source = tokenizer.backend_tokenizer
+        self._local = threading.local()
+        self.with_types = "token_type_ids" in tokenizer.model_input_names
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.pad_left = tokenizer.padding_side == "left"
+        self.max_length = max_length
+        self.special_tokens = self._count_special_tokens()
+        self.max_query_tokens = max(1, int((max_length - self.special_tokens) * max_query_share))
+
+    @property
+    def _rust(self) -> _Rust:
+        rust = getattr(self._local, "rust", None)
+        if rust is None:
+            rust = self._local.rust = _Rust(self._source)
+        return rust
+
+    def _count_special_tokens(self) -> int:
+        pair = len(self._rust.encode([("a", "b")])[0].ids)
+        single = len(self._rust.encode(["a"], special=False)[0].ids)
+        return pair - 2 * single
+
+    def _token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [e.offsets for e in self._rust.encode(texts, special=False)]
+
+    def cap_query(self, query: str) -> str:
+        """The query cut to max_query_tokens, at a token boundary."""
+        spans = self._token_spans([query])[0]
+        if len(spans) <= self.max_query_tokens:
+            return query
+        return query[: spans[self.max_query_tokens - 1][1]]
+
+    def windows(self, query: str, document: str, window: int, stride: int) -> list[str]:
+        """Overlapping slices of the document, each at most `window` tokens, covering all of it.
+
+        The window shrinks when the query leaves less room than asked for.
+        """
+        room = self.max_length - self.special_tokens - len(self._token_spans([query])[0])
+        window = max(1, min(window, room))
+        stride = max(1, min(stride, window))
+        spans = self._token_spans([document])[0]
+        n = len(spans)
+        if n <= window:
+            return [document]
+        starts = list(range(0, n - window + 1, stride))
+        if starts[-1] + window < n:
+            starts.append(n - window)
+        return [document[spans[s][0] : spans[s + window - 1][1]] for s in starts]
+
+    def _pairs(self, query: str, documents: list[str], sources: list[int], truncate: bool) -> Tokens:
+        encodings = self._rust.encode([(query, d) for d in documents],
+                                      truncate_to=self.max_length if truncate else None)
+        return Tokens.of(encodings, sources, self.with_types)
+
+    def encode(
+        self,
+        query: str,
+        documents: list[str],
+        mode: LongDocument = LongDocument.TRUNCATE,
+        window: int = 400,
+        stride: int = 200,
+    ) -> Tokens:
+        """Model inputs for one query against many documents; `sources` are the documents' indexes."""
+        query = self.cap_query(query)
+        if mode is LongDocument.TRUNCATE:
+            return self._pairs(query, documents, list(range(len(documents))), truncate=True)
+        if mode is LongDocument.ERROR:
+            tokens = self._pairs(query, documents, list(range(len(documents))), truncate=False)
+            too_long = tokens.sources[tokens.lengths > self.max_length].tolist()
+            if too_long:
+                shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
+                raise InvalidInputError(
+                    f"{len(too_long)} document(s) exceed the model's {self.max_length} tokens with the query "
+                    f"(indexes {shown}); shorten them, or send long_document TRUNCATE or WINDOW"
+                )
+            return tokens
+        texts: list[str] = []
+        sources: list[int] = []
+        for i, document in enumerate(documents):
+            for piece in self.windows(query, document, window, stride):
+                texts.append(piece)
+                sources.append(i)
+        return self._pairs(query, texts, sources, truncate=True)
+
+    def encode_texts(self, texts: list[str]) -> Tokens:
+        """Single texts (the Embed path), each truncated to max_length."""
+        encodings = self._rust.encode(texts, truncate_to=self.max_length)
+        return Tokens.of(encodings, range(len(texts)), self.with_types)

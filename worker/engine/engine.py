@@ -1,0 +1,387 @@
+"""The engine: admits requests, tokenizes them on a pool, queues them for the scheduler, ranks the results.
+
+A request goes admit (on the caller's thread: validation, queue and deadline checks) ->
+tokenize (a pool of `tokenizer_workers` threads, in parallel, without the GIL) -> schedule and
+collate -> forward -> post (the scheduler's threads, `scheduler.py`) -> ranking (sigmoid, sort,
+top-k) on the thread that reads the result. It knows nothing of gRPC or HTTP: the transports
+convert to and from the types in `types.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from crossrank.worker import __version__
+from crossrank.worker.engine.device import Placement, place
+from crossrank.worker.engine.encoder import PairEncoder, Tokens
+from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
+from crossrank.worker.engine.scheduler import Batcher, Ticket
+from crossrank.worker.engine.stage_metrics import StageMetrics
+from crossrank.worker.engine.types import (
+    EmbedOutcome,
+    EngineInfo,
+    LongDocument,
+    Ranked,
+    RerankOutcome,
+    RerankQuery,
+    ScoreOutcome,
+    Usage,
+)
+from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.settings import WorkerSettings
+
+log = logging.getLogger("crossrank.worker.engine")
+
+TicketHook = Callable[[Ticket], None]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def best_per_source(sources: np.ndarray, logits: np.ndarray, n_sources: int) -> np.ndarray:
+    """Each document's best score over its windows (a truncated document has one)."""
+    best = np.full(n_sources, -np.inf)
+    np.maximum.at(best, sources, np.asarray(logits, dtype=np.float64))
+    return best
+
+
+def usage_of(ticket: Ticket) -> Usage:
+    started = ticket.started or ticket.finished or ticket.submitted
+    finished = ticket.finished or started
+    tokens = ticket.tokens.total if ticket.tokens is not None else 0
+    return Usage(ticket.size, tokens, (started - ticket.submitted) * 1e3, (finished - started) * 1e3)
+
+
+def default_tokenizer_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    # gRPC reports "no deadline" (grpcurl, Node) as more seconds than a wait can take.
+    if timeout is None or timeout >= threading.TIMEOUT_MAX or not math.isfinite(timeout):
+        return None
+    return time.perf_counter() + timeout
+
+
+def _await(ticket: Ticket, hook: TicketHook | None) -> Ticket:
+    """Wait for a ticket; whatever is left when the wait ends (deadline, cancel) is dropped."""
+    if hook is not None:
+        hook(ticket)
+    timeout = None if ticket.deadline is None else max(0.0, ticket.deadline - time.perf_counter())
+    try:
+        ticket.wait(timeout)
+    finally:
+        ticket.cancel()  # a no-op once the ticket is done
+    return ticket
+
+
+class Engine:
+    """Loads the models in the background and serves requests once they are warm."""
+
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None):
+        self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
+        self.stage_metrics = StageMetrics(self.metrics.registry)
+        self.placement: Placement | None = None
+        self.scorer: CrossEncoderRuntime | None = None
+        self.embedder: EmbedderRuntime | None = None
+        self.encoder: PairEncoder | None = None
+        self.tokenizer_workers = settings.tokenizer_workers or default_tokenizer_workers()
+        self._score_batcher: Batcher | None = None
+        self._embed_batcher: Batcher | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._tokenizing = 0  # inputs admitted and not yet queued for a batch
+        self._admit_lock = threading.Lock()
+        self._ready = threading.Event()
+        self.load_error: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load(self) -> None:
+        """Load, pin and warm up the models; `ready` turns true only after a warm-up pass."""
+        s = self.settings
+        t0 = time.perf_counter()
+        self.placement = place(s.device, s.dtype)
+        self.metrics.track_device_memory(self.placement.device)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share)
+        self.encoder = self.scorer.encoder
+        self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
+        self._score_batcher = self._batcher(self.scorer, s.model)
+        if s.serves_embeddings:
+            self.embedder = EmbedderRuntime(s.embed_model, self.placement)
+            self._embed_batcher = self._batcher(self.embedder, s.embed_model)
+        self.stage_metrics.track_tokenize(lambda: self._tokenizing)
+        self._warm_up()
+        log.info(
+            "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s max_length=%d "
+            "tokenizer_workers=%d in %.1fs",
+            s.model, s.embed_model if self.embedder else "-", self.placement.device, self.placement.name,
+            self.placement.dtype_name, self.placement.dtype_reason, s.backend, self.scorer.max_length,
+            self.tokenizer_workers, time.perf_counter() - t0,
+        )
+        self._ready.set()
+
+    def _batcher(self, runtime: CrossEncoderRuntime | EmbedderRuntime, model: str) -> Batcher:
+        s = self.settings
+        tokens, pairs = self.batch_limits
+        batcher = Batcher(
+            runtime,
+            max_batch_tokens=max(tokens, runtime.max_length),
+            max_batch_pairs=pairs,
+            max_queue_pairs=s.max_queue_pairs,
+            sort_window=s.sort_window,
+            observer=self.metrics.observer(model),
+            stages=self.stage_metrics.observer(model),
+            name=model.rsplit("/", 1)[-1],
+        )
+        # Read when scraped, so the gauge is true at every moment (a cancelled request leaves it at once).
+        self.metrics.queue_depth.labels(model).set_function(batcher.pending_pairs)
+        self.stage_metrics.track_batcher(model, batcher)
+        return batcher
+
+    def _warm_up(self) -> None:
+        # One short and one full-length batch, so kernels and allocator pools exist before traffic.
+        assert self.scorer and self._score_batcher
+        for docs in (["warm up"], ["warm " * self.scorer.max_length] * 2):
+            self._enqueue_rerank(RerankQuery("warm up", docs), None, None).result(timeout=600)
+        self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
+        if self._embed_batcher and self.embedder:
+            self._enqueue(self._embed_batcher, 1, None, None,
+                          lambda: self.embedder.encoder.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
+            self._embed_batcher.seconds_per_pair = None
+
+    def stop(self) -> None:
+        for batcher in (self._score_batcher, self._embed_batcher):
+            if batcher is not None:
+                batcher.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _completed(self, kind: str, model: str, request_id: str, ticket: Ticket) -> Usage:
+        """A finished request's usage, recorded once: the queue-time histogram and one log line."""
+        usage = usage_of(ticket)
+        self.metrics.request_done(model, usage.queue_ms / 1e3)
+        log.debug("%s done", kind, extra={
+            "request_id": request_id, "pairs": usage.pairs, "tokens": usage.tokens,
+            "queue_ms": round(usage.queue_ms, 2), "inference_ms": round(usage.inference_ms, 2)})
+        return usage
+
+    @property
+    def batch_limits(self) -> tuple[int, int]:
+        on_gpu = self.placement is not None and self.placement.device.type == "cuda"
+        return self.settings.batch_limits(on_gpu)
+
+    def _require_ready(self) -> None:
+        if not self._ready.is_set():
+            if self.load_error is not None:
+                raise NotReadyError(f"worker failed to load {self.settings.model}: {self.load_error}")
+            raise NotReadyError(f"worker is still loading {self.settings.model}; retry shortly")
+
+    # -- admission -------------------------------------------------------------------------
+
+    def admit(self, pairs: int, timeout: float | None = None, embed: bool = False) -> None:
+        """Refuse at once (OverloadedError, RESOURCE_EXHAUSTED) what cannot be served in time.
+
+        For transports to call before they spend a handler thread on a request: `pairs` inputs
+        (documents, pairs or texts) would overflow the queue, or the estimated wait for them,
+        at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
+        """
+        self._require_ready()
+        batcher = self._embed_batcher if embed else self._score_batcher
+        if batcher is None:
+            raise NotServedError("this worker serves no embedding model; start it with --embed-model")
+        queued = self._tokenizing + batcher.pending_pairs()
+        if queued + pairs > self.settings.max_queue_pairs:
+            raise OverloadedError(
+                f"queue full: {queued} pairs waiting, this request adds {pairs}, "
+                f"limit {self.settings.max_queue_pairs}; retry with backoff or use another worker")
+        wait = self.estimated_wait(pairs, embed)
+        if wait is not None and _deadline(timeout) is not None and wait > timeout:  # type: ignore[operator]
+            raise OverloadedError(
+                f"estimated wait {wait:.1f}s for {queued} queued pairs and this request's {pairs} exceeds "
+                f"its deadline of {timeout:.1f}s; retry with backoff or use another worker")
+
+    def estimated_wait(self, pairs: int = 0, embed: bool = False) -> float | None:
+        """Seconds until `pairs` more inputs would be scored at the measured rate; None before any traffic."""
+        batcher = self._embed_batcher if embed else self._score_batcher
+        return None if batcher is None else batcher.estimated_wait(self._tokenizing + pairs)
+
+    # -- the tokenize stage ----------------------------------------------------------------
+
+    def _enqueue(self, batcher: Batcher, pairs: int, on_done: TicketHook | None, deadline: float | None,
+                 encode: Callable[[], Tokens]) -> Ticket:
+        """A ticket whose inputs a tokenizer thread will encode and queue for the scheduler."""
+        assert self._pool is not None
+        ticket = Ticket(on_done=on_done, deadline=deadline)
+        with self._admit_lock:
+            self._tokenizing += pairs
+        try:
+            self._pool.submit(self._tokenize, batcher, ticket, pairs, encode)
+        except RuntimeError:  # the pool has shut down
+            self._release(pairs)
+            raise OverloadedError("worker is shutting down") from None
+        return ticket
+
+    def _release(self, pairs: int) -> None:
+        with self._admit_lock:
+            self._tokenizing -= pairs
+
+    def _tokenize(self, batcher: Batcher, ticket: Ticket, pairs: int, encode: Callable[[], Tokens]) -> None:
+        try:
+            if ticket.done:  # cancelled while it waited for a tokenizer
+                return
+            started = time.perf_counter()
+            ticket.tokens = encode()
+            self.stage_metrics.busy_of("tokenize", started)
+            batcher.submit(ticket)
+        except Exception as exc:  # bad input or a full queue: the request's answer, never the worker's end
+            ticket._finish(exc)
+        finally:
+            self._release(pairs)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _check_texts(self, what: str, texts: list[str], extra_chars: int = 0) -> None:
+        s = self.settings
+        if not texts:
+            raise InvalidInputError(f"no {what}s: send at least one")
+        if len(texts) > s.max_documents_per_request:
+            raise InvalidInputError(
+                f"{len(texts)} {what}s is more than this worker's limit of {s.max_documents_per_request} "
+                "per request; split the request"
+            )
+        total = sum(map(len, texts)) + extra_chars
+        if total > s.max_characters_per_request:
+            raise InvalidInputError(
+                f"request has {total} characters, more than this worker's limit of "
+                f"{s.max_characters_per_request}; split it or shorten the {what}s"
+            )
+
+    def _window(self, q: RerankQuery) -> tuple[int, int]:
+        window = q.window_tokens or self.settings.window_tokens
+        stride = q.window_stride or min(self.settings.window_stride, window)
+        if stride > window:
+            raise InvalidInputError(f"window_stride {stride} is larger than window_tokens {window}")
+        return window, stride
+
+    def _enqueue_rerank(self, q: RerankQuery, on_done: TicketHook | None, deadline: float | None) -> Ticket:
+        window, stride = self._window(q)
+        assert self.encoder and self._score_batcher
+        encoder = self.encoder
+        return self._enqueue(self._score_batcher, len(q.documents), on_done, deadline,
+                             lambda: encoder.encode(q.query, q.documents, q.long_document, window, stride))
+
+    def submit_rerank(self, q: RerankQuery, on_done: TicketHook | None = None,
+                      timeout: float | None = None) -> Ticket:
+        """Validate, admit and enqueue a rerank; the ticket's outputs are per-input logits."""
+        self._require_ready()
+        if not q.query.strip():
+            raise InvalidInputError("query is empty: send the text to rank the documents against")
+        self._check_texts("document", q.documents, len(q.query))
+        self.admit(len(q.documents), timeout)
+        return self._enqueue_rerank(q, on_done, _deadline(timeout))
+
+    def finish_rerank(self, q: RerankQuery, ticket: Ticket) -> RerankOutcome:
+        logits = ticket.result()
+        assert ticket.tokens is not None
+        best = best_per_source(ticket.tokens.sources, logits, len(q.documents))
+        scores = best if q.raw_scores else sigmoid(best)
+        order = np.argsort(-scores, kind="stable")
+        if q.top_k:
+            order = order[: q.top_k]
+        results = [Ranked(int(i), float(scores[i])) for i in order]
+        usage = self._completed("rerank", self.settings.model, q.request_id, ticket)
+        return RerankOutcome(q.request_id, results, usage, self.settings.model, q)
+
+    def rerank(self, q: RerankQuery, timeout: float | None = None,
+               ticket_hook: TicketHook | None = None) -> RerankOutcome:
+        ticket = _await(self.submit_rerank(q, timeout=timeout), ticket_hook)
+        return self.finish_rerank(q, ticket)
+
+    def submit_score(self, pairs: list[tuple[str, str]], mode: LongDocument,
+                     timeout: float | None = None) -> Ticket:
+        self._require_ready()
+        if not pairs:
+            raise InvalidInputError("no pairs: send at least one (query, document) pair")
+        empty = [i for i, (query, _) in enumerate(pairs) if not query.strip()]
+        if empty:
+            raise InvalidInputError(f"pair(s) {empty[:10]} have an empty query")
+        self._check_texts("pair", [query + document for query, document in pairs])
+        self.admit(len(pairs), timeout)
+        assert self.encoder and self._score_batcher
+        encoder = self.encoder
+        by_query: dict[str, list[int]] = {}
+        for i, (query, _) in enumerate(pairs):
+            by_query.setdefault(query, []).append(i)
+        window, stride = self.settings.window_tokens, self.settings.window_stride
+
+        def encode() -> Tokens:
+            parts = []
+            for query, indexes in by_query.items():
+                tokens = encoder.encode(query, [pairs[i][1] for i in indexes], mode, window, stride)
+                parts.append(dataclasses.replace(tokens, sources=np.asarray(indexes)[tokens.sources]))
+            return Tokens.concat(parts)
+
+        return self._enqueue(self._score_batcher, len(pairs), None, _deadline(timeout), encode)
+
+    def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
+              timeout: float | None = None, ticket_hook: TicketHook | None = None,
+              request_id: str = "") -> ScoreOutcome:
+        ticket = _await(self.submit_score(pairs, mode, timeout), ticket_hook)
+        logits = ticket.result()
+        assert ticket.tokens is not None
+        best = best_per_source(ticket.tokens.sources, logits, len(pairs))
+        usage = self._completed("score", self.settings.model, request_id, ticket)
+        return ScoreOutcome((best if raw else sigmoid(best)).tolist(), usage)
+
+    def embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
+              ticket_hook: TicketHook | None = None, request_id: str = "") -> EmbedOutcome:
+        self._require_ready()
+        if self.embedder is None or self._embed_batcher is None:
+            raise NotServedError("this worker serves no embedding model; start it with --embed-model")
+        self._check_texts("text", texts)
+        self.admit(len(texts), timeout, embed=True)
+        encoder = self.embedder.encoder
+        ticket = _await(self._enqueue(self._embed_batcher, len(texts), None, _deadline(timeout),
+                                      lambda: encoder.encode_texts(texts)), ticket_hook)
+        vectors = ticket.result().astype(np.float32)
+        if normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return EmbedOutcome(vectors, self._completed("embed", self.settings.embed_model, request_id, ticket))
+
+    def info(self) -> EngineInfo:
+        s = self.settings
+        p = self.placement
+        return EngineInfo(
+            model=s.model,
+            embed_model=s.embed_model if s.serves_embeddings else "",
+            device=str(p.device) if p else s.device,
+            dtype=p.dtype_name if p else s.dtype,
+            dtype_reason=p.dtype_reason if p else "",
+            backend=s.backend,
+            max_input_length=self.scorer.max_length if self.scorer else s.max_length,
+            max_batch_tokens=self.batch_limits[0],
+            max_batch_pairs=self.batch_limits[1],
+            max_queue_pairs=s.max_queue_pairs,
+            max_documents_per_request=s.max_documents_per_request,
+            max_characters_per_request=s.max_characters_per_request,
+            max_message_bytes=s.max_message_bytes,
+            embed_dimensions=self.embedder.dimensions if self.embedder else 0,
+            tokenizer_workers=self.tokenizer_workers,
+            version=__version__,
+        )

@@ -1,0 +1,388 @@
+"""Dynamic batching: schedule and collate, forward, post; three threads joined by bounded queues.
+
+Tokenized requests arrive as Tickets. The scheduling thread drops whatever can no longer be
+of use (cancelled, past its deadline, or sure to miss it at the measured rate), then forms
+each batch from the oldest requests: it sorts the pending inputs of the requests at the
+head of the queue by length and fills a batch around the head request's longest input up to
+a token budget. So requests finish roughly in arrival order, and similar lengths still share
+a batch. It pads the batch (and, on a GPU, starts its copy to the device) while the forward
+thread runs the previous one, up to two batches ahead. The forward thread only launches the
+model; the post thread waits for the outputs and scatters them to their tickets, which
+complete when their last input is filled.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from crossrank.worker.engine.encoder import Tokens
+from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
+
+log = logging.getLogger(__name__)
+
+Row = tuple["Ticket", int]  # a request and the index of one of its inputs
+
+
+class Runtime(Protocol):
+    """A model as the scheduler sees it."""
+
+    def collate(self, rows: Sequence[Row]) -> Any: ...
+
+    def forward(self, batch: Any) -> Any: ...
+
+    def fetch(self, output: Any) -> np.ndarray: ...
+
+
+class BatchObserver(Protocol):
+    def batch_formed(self, pairs: int, tokens: int, padded_tokens: int, queue_depth: int) -> None: ...
+
+    def batch_done(self, pairs: int, seconds: float) -> None: ...
+
+    def dropped(self, pairs: int) -> None: ...
+
+
+class StageObserver(Protocol):
+    def busy(self, stage: str, seconds: float) -> None: ...
+
+
+class _Null:
+    def batch_formed(self, pairs: int, tokens: int, padded_tokens: int, queue_depth: int) -> None:
+        pass
+
+    def batch_done(self, pairs: int, seconds: float) -> None:
+        pass
+
+    def dropped(self, pairs: int) -> None:
+        pass
+
+    def busy(self, stage: str, seconds: float) -> None:
+        pass
+
+
+class Ticket:
+    """One request in flight: its tokens once tokenized, and its outputs in input order."""
+
+    def __init__(self, tokens: Tokens | None = None, on_done: Callable[[Ticket], None] | None = None,
+                 deadline: float | None = None):
+        self.tokens = tokens
+        self.on_done = on_done
+        self.deadline = deadline  # time.perf_counter() after which no one waits for the result
+        self.outputs: np.ndarray | None = None
+        self.submitted = time.perf_counter()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.error: BaseException | None = None
+        self._remaining = 0
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens) if self.tokens is not None else 0
+
+    def cancel(self) -> None:
+        """Drop whatever has not been computed yet; safe to call at any time, more than once."""
+        self._finish(CancelledError("request cancelled"))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        if not self._done.wait(timeout):
+            raise TimeoutError("request did not finish in time")
+        if self.error is not None:
+            raise self.error
+        assert self.outputs is not None
+        return self.outputs
+
+    def _fill(self, indexes: list[int], values: np.ndarray) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            if self.outputs is None:
+                self.outputs = np.zeros((self.size, *values.shape[1:]), dtype=np.float32)
+                self._remaining = self.size
+            self.outputs[indexes] = values
+            self._remaining -= len(indexes)
+            last = self._remaining == 0
+        if last:
+            self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.error = error
+            self.finished = time.perf_counter()
+            if error is None and self.outputs is None:  # no inputs at all
+                self.outputs = np.zeros(0, dtype=np.float32)
+            self._done.set()
+        if self.on_done is not None:
+            try:
+                self.on_done(self)
+            except Exception:  # a broken callback must not take the scheduler down
+                log.exception("ticket callback failed")
+
+
+@dataclass
+class _Entry:
+    """A queued ticket and the indexes of its inputs that no batch has taken yet."""
+
+    ticket: Ticket
+    todo: np.ndarray
+
+
+def pick_batch(lengths: Sequence[int], anchor: int, max_tokens: int, max_pairs: int) -> list[int]:
+    """Positions of a batch that holds `anchor` and its nearest neighbours by length.
+
+    `lengths` is sorted ascending. The padded cost of a batch is its longest input times its
+    size; neighbours are added, closest length first, while that cost fits `max_tokens`.
+    """
+    chosen = [anchor]
+    longest = lengths[anchor]
+    lo, hi = anchor - 1, anchor + 1
+    while len(chosen) < max_pairs and (lo >= 0 or hi < len(lengths)):
+        take_hi = lo < 0 or (hi < len(lengths) and lengths[hi] - lengths[anchor] <= lengths[anchor] - lengths[lo])
+        pos = hi if take_hi else lo
+        cost = max(longest, lengths[pos]) * (len(chosen) + 1)
+        if cost > max_tokens:
+            if take_hi:
+                hi = len(lengths)  # every longer input costs more still
+                continue
+            break  # a shorter input did not fit: the batch is full
+        chosen.append(pos)
+        longest = max(longest, lengths[pos])
+        if take_hi:
+            hi += 1
+        else:
+            lo -= 1
+    return chosen
+
+
+class Batcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        max_batch_tokens: int,
+        max_batch_pairs: int,
+        max_queue_pairs: int,
+        sort_window: int = 1024,
+        observer: BatchObserver | None = None,
+        stages: StageObserver | None = None,
+        name: str = "model",
+    ):
+        self.runtime = runtime
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_pairs = max_batch_pairs
+        self.max_queue_pairs = max_queue_pairs
+        # The head requests' inputs sorted together: enough for two full batches, at most sort_window.
+        self.window_pairs = min(sort_window, 2 * max_batch_pairs)
+        self.observer: BatchObserver = observer or _Null()
+        self.stages: StageObserver = stages or _Null()
+        self.name = name
+        self.seconds_per_pair: float | None = None  # forward time per input, a moving average
+        self._pending: deque[_Entry] = deque()
+        self._pending_pairs = 0
+        self._cond = threading.Condition()
+        self._ready: queue.Queue[tuple[list[Row], Any] | None] = queue.Queue(maxsize=2)
+        self._done: queue.Queue[tuple[list[Row], Any, float] | None] = queue.Queue(maxsize=2)
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
+            threading.Thread(target=self._forward_loop, name=f"{name}-forward", daemon=True),
+            threading.Thread(target=self._post_loop, name=f"{name}-post", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- what callers see ------------------------------------------------------------------
+
+    def pending_pairs(self) -> int:
+        """Inputs waiting for a batch, of requests still wanted: the true queue depth."""
+        with self._cond:
+            return sum(len(e.todo) for e in self._pending if not e.ticket.done)
+
+    def estimated_wait(self, extra_pairs: int = 0) -> float | None:
+        """Seconds until `extra_pairs` more inputs would be computed, at the measured rate; None before any."""
+        if self.seconds_per_pair is None:
+            return None
+        return (self._pending_pairs + extra_pairs) * self.seconds_per_pair
+
+    def submit(self, ticket: Ticket) -> Ticket:
+        """Queue a tokenized ticket's inputs, or refuse the whole ticket at once when the queue is full."""
+        n = ticket.size
+        if n == 0:
+            ticket._finish(None)
+            return ticket
+        with self._cond:
+            if self._stopping:
+                raise OverloadedError("worker is shutting down")
+            if self._pending_pairs + n > self.max_queue_pairs:
+                raise OverloadedError(
+                    f"queue full: {self._pending_pairs} pairs waiting, this request adds {n}, "
+                    f"limit {self.max_queue_pairs}; retry with backoff or use another worker"
+                )
+            self._pending.append(_Entry(ticket, np.arange(n)))
+            self._pending_pairs += n
+            self._cond.notify()
+        return ticket
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            leftovers, self._pending = self._pending, deque()
+            self._pending_pairs = 0
+            self._cond.notify_all()
+        for entry in leftovers:
+            entry.ticket._finish(OverloadedError("worker stopped before this request was scored"))
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _purge(self, now: float) -> None:
+        """Drop queued requests no one will read: cancelled, past their deadline, or sure to miss it."""
+        kept: deque[_Entry] = deque()
+        ahead = 0
+        for entry in self._pending:
+            t = entry.ticket
+            if not t.done and t.deadline is not None:
+                finish = now + (ahead + len(entry.todo)) * (self.seconds_per_pair or 0.0)
+                if finish > t.deadline:
+                    why = "passed" if now > t.deadline else "would pass before its pairs could run"
+                    t._finish(DeadlineError(f"deadline {why}; dropped before compute"))
+            if t.done:
+                self.observer.dropped(len(entry.todo))
+                self._pending_pairs -= len(entry.todo)
+                continue
+            ahead += len(entry.todo)
+            kept.append(entry)
+        self._pending = kept
+
+    def _next_batch(self) -> list[Row] | None:
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                self._purge(time.perf_counter())
+                if self._pending:
+                    break
+                self._cond.wait()
+            started = time.perf_counter()
+            window: list[_Entry] = []
+            size = 0
+            for entry in self._pending:
+                window.append(entry)
+                size += len(entry.todo)
+                if size >= self.window_pairs:
+                    break
+            owners = np.concatenate([np.full(len(e.todo), k) for k, e in enumerate(window)])
+            indexes = np.concatenate([e.todo for e in window])
+            lengths = np.concatenate([e.ticket.tokens.lengths[e.todo] for e in window])  # type: ignore[union-attr]
+            order = np.argsort(lengths, kind="stable")
+            head = len(window[0].todo)
+            anchor = int(np.flatnonzero(order < head)[-1])  # the head request's longest input
+            picked = np.sort(order[pick_batch(lengths[order].tolist(), anchor,
+                                              self.max_batch_tokens, self.max_batch_pairs)])
+            rows = [(window[owners[p]].ticket, int(indexes[p])) for p in picked]
+            taken = np.zeros(len(indexes), dtype=bool)
+            taken[picked] = True
+            start = 0
+            for entry in window:
+                n = len(entry.todo)
+                entry.todo = entry.todo[~taken[start:start + n]]
+                start += n
+            self._pending = deque(e for e in self._pending if len(e.todo))
+            self._pending_pairs -= len(rows)
+            depth = self._pending_pairs
+        batch_lengths = lengths[picked]
+        self.observer.batch_formed(len(rows), int(batch_lengths.sum()), int(batch_lengths.max()) * len(rows), depth)
+        self.stages.busy("schedule", time.perf_counter() - started)
+        return rows
+
+    # -- the three threads -----------------------------------------------------------------
+
+    def _schedule_loop(self) -> None:
+        while True:
+            rows = self._next_batch()
+            if rows is None:
+                self._ready.put(None)
+                return
+            started = time.perf_counter()
+            try:
+                features = self.runtime.collate(rows)
+            except Exception as exc:  # a bad input fails its batch, never the worker
+                log.exception("%s: collating a batch failed", self.name)
+                self._fail(rows, exc)
+                continue
+            self.stages.busy("collate", time.perf_counter() - started)
+            self._ready.put((rows, features))
+
+    def _forward_loop(self) -> None:
+        while True:
+            job = self._ready.get()
+            if job is None:
+                self._done.put(None)
+                return
+            rows, features = job
+            if all(t.done for t, _ in rows):
+                self.observer.dropped(len(rows))
+                continue
+            start = time.perf_counter()
+            for t, _ in rows:
+                if t.started is None:
+                    t.started = start
+            try:
+                output = self.runtime.forward(features)
+            except Exception as exc:
+                log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
+                self._fail(rows, exc)
+                continue
+            self.stages.busy("forward", time.perf_counter() - start)
+            self._done.put((rows, output, start))
+
+    def _post_loop(self) -> None:
+        while True:
+            job = self._done.get()
+            if job is None:
+                return
+            rows, output, start = job
+            try:
+                values = self.runtime.fetch(output)
+            except Exception as exc:
+                log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
+                self._fail(rows, exc)
+                continue
+            fetched = time.perf_counter()
+            seconds = fetched - start
+            per_pair = seconds / len(rows)
+            self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
+                0.8 * self.seconds_per_pair + 0.2 * per_pair)
+            self.observer.batch_done(len(rows), seconds)
+            by_ticket: dict[Ticket, tuple[list[int], list[int]]] = {}
+            for r, (t, i) in enumerate(rows):
+                slots, picked = by_ticket.setdefault(t, ([], []))
+                slots.append(i)
+                picked.append(r)
+            for t, (slots, picked) in by_ticket.items():
+                t._fill(slots, values[picked])
+            self.stages.busy("post", time.perf_counter() - fetched)
+
+    @staticmethod
+    def _fail(rows: list[Row], exc: Exception) -> None:
+        for t, _ in rows:
+            t._finish(RuntimeError(f"inference failed: {type(exc).__name__}: {exc}"))
