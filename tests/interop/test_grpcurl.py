@@ -210,3 +210,12 @@ def test_a_call_without_the_token_is_refused(run, token_worker):
     assert unauthenticated != command
     result, _ = run(unauthenticated, worker="token")
     assert result.returncode != 0 and "Code: Unauthenticated" in result.stderr, result.stderr
+
+
+def test_the_error_the_docs_quote_is_what_grpcurl_prints(run):
+    quoted = re.search(r"`Code: (\w+)  Message: ([^`]+)`", DOCS["docs/clients.md"])
+    assert quoted, "docs/clients.md no longer quotes an error"
+    no_documents = """'{"query": "q", "documents": []}'"""
+    result, _ = run(f"grpcurl -plaintext -d {no_documents} {ADDRESS} crossrank.v1.Reranker/Rerank")
+    assert result.returncode != 0
+    assert f"Code: {quoted[1]}\n  Message: {quoted[2]}\n" in result.stderr, result.stderr
