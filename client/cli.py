@@ -13,14 +13,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crossrank.client.cli_options import json_option, wait_for_worker_option, worker_options
+from crossrank.client.cli_options import Group, json_option, wait_for_worker_option, worker_options
 from crossrank.client.exceptions import CrossrankError
 from crossrank.client.settings import ClientSettings
 
 console = Console()
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     """Adds the subcommands registered by the installed packages, on first use."""
 
     def _plugins(self) -> dict:
@@ -62,8 +62,16 @@ def main() -> None:
 
 
 def read_documents(path: Path) -> list[str]:
-    """.txt: one document per line; .jsonl: a string, or an object with `text` (or `document`)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """.txt: one document per line; .jsonl: a string, or an object with `text` (or `document`).
+
+    Results' `index` counts lines, so a blank line inside the file is refused rather than skipped
+    (which would shift every index after it); blank lines at the end shift nothing."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if blank := next((n for n, line in enumerate(lines, 1) if not line.strip()), None):
+        raise click.BadParameter(f"{path}:{blank} is blank: remove it, so that each result's index is its "
+                                 "line number - 1", param_hint="--docs-file")
     if path.suffix != ".jsonl":
         return lines
     docs = []

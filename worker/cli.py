@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 import click
 
@@ -24,7 +25,8 @@ def settings_options(fn):
         fn = click.option(
             f"--{f.name.replace('_', '-')}",
             f.name,
-            type=_TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+            type=(click.Choice(f.metadata["choices"]) if f.metadata.get("choices")
+                  else _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]),
             default=f.default,
             envvar=f"CROSSRANK_{f.name.upper()}",
             show_default=not f.metadata.get("secret"),
@@ -55,7 +57,8 @@ def configure_logging(level: str, json_logs: bool) -> None:
 @settings_options
 @click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
               help="Structured JSON log lines.")
-def serve(json_logs: bool, **values) -> None:
+@click.option("--verbose", is_flag=True, help="With an error that stops the worker, its traceback too.")
+def serve(json_logs: bool, verbose: bool, **values) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
     configure_logging(values["log_level"], json_logs)
     log = logging.getLogger("crossrank.worker")
@@ -86,6 +89,8 @@ def serve(json_logs: bool, **values) -> None:
             stop.wait(0.2)
     if server.engine.load_error is not None:
         server.stop(0)
+        if verbose:
+            traceback.print_exception(server.engine.load_error)
         raise click.ClickException(f"could not load the model: {server.engine.load_error}")
     if not stop.is_set():
         log.info("serving on port %d", server.port)

@@ -20,6 +20,7 @@ from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.grpc.server import GrpcServer, set_health, start_grpc_server
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.model_source import ModelSourceError
 from crossrank.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ class WorkerServer:
             self.engine.load()
         except BaseException as exc:  # reported by wait_ready / serve; calls keep getting UNAVAILABLE
             self.engine.load_error = exc
-            log.exception("loading %s failed", self.settings.model)
+            # A bad model setting is one line, said by whoever waits (serve); its traceback only at DEBUG.
+            log.log(logging.DEBUG if isinstance(exc, ModelSourceError) else logging.ERROR, "loading %s failed",
+                    self.settings.model, exc_info=True)
             return
         set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
 

@@ -11,6 +11,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossrank.protos.net import DEFAULT_PORT
+
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -36,14 +38,15 @@ def tls_problems(cert: str, key: str) -> list[str]:
     return []
 
 
-def setting(default: Any, help: str, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
+def setting(default: Any, help: str, secret: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A field: its default, its help (the flag's and the README's), and the values a flag offers, if few."""
+    return field(default=default, metadata={"help": help, "secret": secret, "choices": choices})
 
 
 @dataclass
 class WorkerSettings:
     host: str = setting("0.0.0.0", "Address to bind.")
-    port: int = setting(50051, "gRPC port; 0 binds a free one (logged at start).")
+    port: int = setting(DEFAULT_PORT, "gRPC port; 0 binds a free one (logged at start).")
     model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
     embed_model: str = setting(
         DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
@@ -51,8 +54,8 @@ class WorkerSettings:
     dtype: str = setting(
         "auto", "auto (fp16 on a GPU; bf16 on a CPU with native bf16, AMX or avx512_bf16; else fp32), fp32, "
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
-        "`crossrank info` shows what was picked and why.")
-    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).")
+        "`crossrank info` shows what was picked and why.", choices=DTYPES)
+    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")
@@ -89,6 +92,8 @@ class WorkerSettings:
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
     tls_key: str = setting("", "PEM private key of tls_cert.")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
+                              "onnx-int8), one per model; made on first use.")
 
     @property
     def serves_embeddings(self) -> bool:
