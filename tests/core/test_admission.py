@@ -10,6 +10,7 @@ import pytest
 from conftest import worker_settings
 
 from crossrank.protos import pb, pb_grpc
+from crossrank.worker.errors import OverloadedError
 
 
 def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encoder):
@@ -24,7 +25,12 @@ def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encode
             docs = [f"document number {i} " * 8 for i in range(20)]
             waiting = [stub.Rerank.future(pb.RerankRequest(query="q", documents=docs))
                        for _ in range(8)]  # 160 pairs, in far more calls than the one thread
-            time.sleep(0.5)
+            for _ in range(200):  # until the engine holds them (its admission check has no side effect)
+                try:
+                    server.engine.admit(len(docs) * 3)
+                except OverloadedError:
+                    break
+                time.sleep(0.05)
             with pytest.raises(grpc.RpcError) as err:
                 stub.Rerank(pb.RerankRequest(query="q", documents=docs * 3), timeout=120)
             still_waiting = sum(not f.done() for f in waiting)
