@@ -61,10 +61,11 @@ class RedisServer:
 
 
 def pool_pids(worker: CeleryWorker) -> list[int]:
-    from crossrank.pipeline.stack import control_app
+    from crossrank.pipeline.stack import celery_node_reply
 
-    stats = control_app(settings_for(worker.env).redis_url).control.inspect([worker.node], timeout=5).stats()
-    return stats[worker.node]["pool"]["processes"]
+    stats = celery_node_reply(worker.node, settings_for(worker.env).redis_url, "stats", timeout=5)
+    assert stats, f"no stats from {worker.node}"
+    return stats["pool"]["processes"]
 
 
 def restart_chroma(server: ChromaServer) -> None:
