@@ -167,7 +167,7 @@ def resume(job_id, as_json, settings) -> None:
 @json_option
 @results_options
 def results(job_id, query_id, as_json, settings) -> None:
-    """A rerank job's ranked passages, per query: rank, initial rank, score, text."""
+    """A rerank job's ranked passages, per query: rank, initial, score, doc id, document."""
     with _errors():
         records = api.results(job_id, query_id=query_id, settings=settings)
         if as_json:

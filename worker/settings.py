@@ -7,6 +7,7 @@ runs once at start-up so a bad value stops the process with a message, not a tra
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,25 @@ DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def tls_problems(cert: str, key: str) -> list[str]:
+    """What is wrong with a certificate and key pair, naming the file; gRPC would only say it cannot bind."""
+    for name, path, marker in (("tls_cert", cert, "CERTIFICATE-----"), ("tls_key", key, "PRIVATE KEY-----")):
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                pem = f.read()
+        except OSError as exc:
+            return [f"{name} {path} cannot be read: {exc.strerror}"]
+        if marker not in pem:
+            return [f"{name} {path} holds no PEM {marker.rstrip('-').lower()}"]
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return [f"tls_key {key} is not the private key of the certificate in tls_cert {cert}"]
+        return [f"tls_cert {cert} with tls_key {key} cannot be loaded: {exc.reason or exc}"]
+    return []
 
 
 def setting(default: Any, help: str, secret: bool = False, choices: tuple[str, ...] | None = None) -> Any:
@@ -107,6 +127,8 @@ class WorkerSettings:
             problems.append(f"max_batch_tokens {self.max_batch_tokens} is below max_length {self.max_length}")
         if bool(self.tls_cert) != bool(self.tls_key):
             problems.append("tls_cert and tls_key go together: give both or neither")
+        elif self.tls_cert:
+            problems += tls_problems(self.tls_cert, self.tls_key)
         if problems:
             raise ValueError("invalid worker settings: " + "; ".join(problems))
         return self
