@@ -3,8 +3,8 @@
 import io
 import threading
 
-from conftest import worker_settings
 from rich.console import Console
+from support.workers import worker_settings
 
 from crossrank.worker.engine import Engine
 from crossrank.worker.loading_status import loading_status

@@ -17,8 +17,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from dev_tools import dev_tool
+from support.paths import ROOT
 
 PROTO = Path("crossrank/v1/reranker.proto")
 
