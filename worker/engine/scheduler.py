@@ -201,7 +201,7 @@ class Batcher:
         # Each batch travels with whether work was still queued behind it when it was formed.
         self._ready: queue.Queue[tuple[list[Row], Any, bool] | None] = queue.Queue(maxsize=2)
         self._done: queue.Queue[tuple[list[Row], Any, float, bool] | None] = queue.Queue(maxsize=2)
-        self._last_done = 0.0
+        self._last_done, self._last_saturated = 0.0, False
         self._stopping = False
         self._threads = [
             threading.Thread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
@@ -375,9 +375,11 @@ class Batcher:
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
-            back_to_back = saturated and self._last_done >= start  # the previous batch ended after this began
-            self._measure(rows, fetched - self._last_done if back_to_back else seconds)
-            self._last_done = fetched
+            # Work queued behind this batch and the one before it: the time between their ends is what a
+            # batch really costs the host.
+            busy = saturated and self._last_saturated
+            self._measure(rows, fetched - self._last_done if busy else seconds)
+            self._last_done, self._last_saturated = fetched, saturated
             self.observer.batch_done(len(rows), seconds)
             by_ticket: dict[Ticket, tuple[list[int], list[int]]] = {}
             for r, (t, i) in enumerate(rows):
