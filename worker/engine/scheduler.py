@@ -401,8 +401,10 @@ class Batcher:
         if 2 * len(rows) < self.max_batch_pairs and 2 * padded < self.max_batch_tokens:
             return
         per_pair = seconds / len(rows)
+        # Weighted to the latest batches: on shared cores the rate moves, and a stale estimate admits
+        # requests that then miss their deadlines.
         self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
-            0.8 * self.seconds_per_pair + 0.2 * per_pair)
+            0.5 * self.seconds_per_pair + 0.5 * per_pair)
 
     @staticmethod
     def _fail(rows: list[Row], exc: Exception) -> None:
