@@ -92,6 +92,7 @@ def test_summary_numbers():
     assert set(s) == set(report.RUN_KEYS)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     out = tmp_path / "bench"
     result = subprocess.run(crossrank_command("bench", "--quick", "--model", str(tiny_cross_encoder),
@@ -115,6 +116,7 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_accuracy_against_fp32(tiny_cross_encoder):
     from crossrank.worker.bench.accuracy import compare, default_pairs
 

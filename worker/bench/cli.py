@@ -47,7 +47,8 @@ def _echo_summary(result: dict) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
               help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
-@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]))
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]),
+              help="The worker's model runtime: torch, or ONNX Runtime (fp32 or int8).")
 @click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
 @click.option("--fixed-length", type=int, default=0, show_default=True,
               help="Every document this many tokens; 0 = log-normal lengths in [20, 500].")
@@ -56,7 +57,8 @@ def _echo_summary(result: dict) -> None:
 @click.option("--max-batch-tokens", type=int, default=4096, show_default=True, help="The worker's token budget.")
 @click.option("--max-batch-pairs", type=int, default=32, show_default=True, help="The worker's pairs per batch.")
 @click.option("--threads", type=int, default=0, help="torch threads; 0 = all cores.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random workload: same seed, same pairs.")
 @click.option("--accuracy", is_flag=True, help="Also score a fixed set in fp32, bf16, onnx and onnx-int8.")
 @click.option("--accuracy-model", default=None,
               help="Trained model for --accuracy (default: --model when it is a path).")

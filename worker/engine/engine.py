@@ -38,6 +38,7 @@ from crossrank.worker.engine.types import (
 )
 from crossrank.worker.errors import DeadlineError, InvalidInputError, NotReadyError, NotServedError, OverloadedError
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger("crossrank.worker.engine")
@@ -117,9 +118,11 @@ class Engine:
         """Load, pin and warm up the models; `ready` turns true only after a warm-up pass."""
         s = self.settings
         t0 = time.perf_counter()
+        check_model_sources(s)
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
+                                          s.onnx_cache)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
