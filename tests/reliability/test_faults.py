@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -27,8 +28,6 @@ from fault_support import (
 )
 from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
 from support.workers import WorkerProcess
-
-from crossrank.protos.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -105,24 +104,17 @@ def test_a_killed_worker_container_shows_stalled_and_resume_sends_the_missing_ch
     assert_exact(embedded, job_id)
 
 
-def test_a_grpc_worker_killed_and_restarted_mid_job(redis_server, tiny_cross_encoder, tiny_bi_encoder, tmp_path):
-    port = free_port()
-    grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)
-    grpc.wait_serving()
-    p = Pipeline(pipeline_env(redis_server, grpc.address, tmp_path))
-    p.celery = start_celery(p.env, tmp_path)
-    try:
-        index_corpus(p)
-        job_id = submit_and_wait_mid_job(p)
-        grpc.proc.kill()
-        grpc.proc.wait()
-        grpc.stop()
-        grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)  # the same address, serving again
-        grpc.wait_serving()
-        assert_exact(p, job_id)
-    finally:
-        p.celery.stop()
-        grpc.stop()
+def test_a_grpc_worker_killed_and_restarted_mid_job(embedded, grpc_worker, tiny_cross_encoder, tiny_bi_encoder):
+    job_id = submit_and_wait_mid_job(embedded)
+    grpc_worker.proc.kill()
+    grpc_worker.proc.wait()
+    # The session's worker serves again on the same address, as a restarted container would.
+    restarted = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, grpc_worker.port)
+    grpc_worker.log.close()
+    grpc_worker.proc, grpc_worker.log = restarted.proc, restarted.log
+    grpc_worker.wait_serving()
+    assert_exact(embedded, job_id)
+    assert re.search(rf"job {job_id} chunk \d+ failed \((Unavailable|DeadlineExceeded)Error", embedded.celery.output())
 
 
 def test_a_chroma_server_killed_and_restarted_mid_job(redis_server, grpc_worker, tmp_path):
