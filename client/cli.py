@@ -13,14 +13,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crossrank.client.cli_options import json_option, wait_for_worker_option, worker_options
+from crossrank.client.cli_options import Group, json_option, wait_for_worker_option, worker_options
 from crossrank.client.exceptions import CrossrankError
 from crossrank.client.settings import ClientSettings
 
 console = Console()
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     """Adds the subcommands registered by the installed packages, on first use."""
 
     def _plugins(self) -> dict:
@@ -152,24 +152,38 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_jso
 
 @main.command()
 @json_option
+@click.option("--wait", is_flag=True,
+              help="Wait until a worker that is still loading is ready, instead of failing (--wait-for-worker "
+              "waits for that too).")
 @wait_for_worker_option
 @worker_options
-def info(as_json, wait_for_worker, settings) -> None:
-    """Show what a worker serves and its limits."""
+def info(as_json, wait, wait_for_worker, settings) -> None:
+    """Show what a worker serves and its limits; fails while it is still loading, unless --wait."""
     import dataclasses
+    import time
 
     try:
         with _connected_client(settings, wait_for_worker) as client:
             worker = client.info()
+            while (wait or wait_for_worker) and worker.state == "loading":
+                time.sleep(1.0)
+                worker = client.info()
     except CrossrankError as exc:
         _fail(exc)
     fields = dataclasses.asdict(worker)
     if as_json:
         click.echo(json.dumps(fields, ensure_ascii=False))
-        return
-    width = max(map(len, fields))
-    for key, value in fields.items():
-        click.echo(f"{key.ljust(width)}  {value}")
+    else:
+        width = max(map(len, fields))
+        for key, value in fields.items():
+            click.echo(f"{key.ljust(width)}  {value}")
+    if worker.state == "loading":
+        raise click.ClickException(f"the worker at {settings.worker_target} is still loading {worker.model} on "
+                                   f"{worker.device} ({worker.loading_seconds:.0f} s so far); run again with "
+                                   "--wait to wait until it is ready")
+    if worker.state == "failed":
+        raise click.ClickException(f"the worker at {settings.worker_target} failed to load {worker.model}: "
+                                   f"{worker.load_error}")
 
 
 if __name__ == "__main__":

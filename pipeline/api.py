@@ -189,12 +189,13 @@ def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatu
 
 def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int]:
     """Send again every chunk of a queued, running or stalled job that is not yet counted; returns their
-    numbers. A chunk that still runs somewhere runs twice, which changes nothing (see tasks.py)."""
+    numbers (none for a finished job). A chunk that still runs somewhere runs twice, which changes nothing
+    (see tasks.py)."""
     settings = _settings(settings)
     jobs = _jobs(settings)
     job = jobs.get(job_id)
-    if job.finished:
-        raise ValueError(f"job {job_id} is {job.state}: nothing to resume")
+    if job.finished:  # nothing is missing, or nothing should run
+        return []
     messages = jobs.pending(job_id)
     enqueue(settings, job.kind, messages)
     return [m["chunk"] for m in messages]

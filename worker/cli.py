@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,8 @@ def settings_options(fn):
         fn = click.option(
             f"--{f.name.replace('_', '-')}",
             f.name,
-            type=_TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+            type=(click.Choice(f.metadata["choices"]) if f.metadata.get("choices")
+                  else _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]),
             default=f.default,
             envvar=f"CROSSRANK_{f.name.upper()}",
             show_default=not f.metadata.get("secret"),
@@ -46,6 +48,9 @@ def configure_logging(level: str, json_logs: bool) -> None:
     handler.setFormatter(_JsonFormatter() if json_logs else _TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Inputs longer than the model are tokenized whole on purpose (refused, or cut into windows,
+    # before any reaches the model); transformers' warning about them would only mislead.
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 
 @click.command()
@@ -94,5 +99,12 @@ def serve(json_logs: bool, verbose: bool, **values) -> None:
         http = f", http on port {server.http_port}" if server.http_port else ""
         click.echo(f"crossrank worker ready on port {server.port}{http}", err=True)
         stop.wait()
-    log.info("stopping (grace %.0fs)", settings.grace_seconds)
+    log.info("stopping (grace %.1fs)", settings.grace_seconds)
     server.stop()
+    log.info("stopped")
+    # A handler thread inside a tokenizer call cannot be interrupted, and Python would wait for it
+    # at exit; everything it could still answer has been answered or refused by now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

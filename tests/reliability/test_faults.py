@@ -1,7 +1,7 @@
 """Each single-process fault of a running rerank job, against real processes, ends with exact counts.
 
 Per test: a private redis-server with AOF, a `crossrank pipeline worker` (embedded Chroma, or `chroma
-run` where Chroma is the fault), the session's `crossrank serve`, and a job of 36 one-query chunks.
+run` where Chroma is the fault), the session's `crossrank serve`, and a job of 24 one-query chunks.
 The fault lands once a few chunks are counted; afterwards the job must be `done` with every query
 counted once and exactly its records in the results collection (fault_support.assert_exact).
 """
@@ -13,7 +13,6 @@ import signal
 import time
 
 import pytest
-from conftest import WorkerProcess, free_port
 from fault_support import (
     assert_exact,
     index_corpus,
@@ -24,6 +23,9 @@ from fault_support import (
     submit_and_wait_mid_job,
 )
 from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
+from support.workers import WorkerProcess
+
+from crossrank.protos.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -194,7 +194,7 @@ class Batcher:
         self.observer: BatchObserver = observer or _Null()
         self.stages: StageObserver = stages or _Null()
         self.name = name
-        self.seconds_per_pair: float | None = None  # forward time per input, a moving average
+        self.seconds_per_pair: float | None = None  # forward time per input in full batches, a moving average
         self._pending: deque[_Entry] = deque()
         self._pending_pairs = 0
         self._cond = threading.Condition()
@@ -225,6 +225,9 @@ class Batcher:
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a tokenized ticket's inputs, or refuse the whole ticket at once when the queue is full."""
         n = ticket.size
+        if ticket.done:  # cancelled while it was tokenized
+            self.observer.dropped(n)
+            return ticket
         if n == 0:
             ticket._finish(None)
             return ticket
@@ -369,9 +372,7 @@ class Batcher:
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
-            per_pair = seconds / len(rows)
-            self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
-                0.8 * self.seconds_per_pair + 0.2 * per_pair)
+            self._measure(rows, seconds)
             self.observer.batch_done(len(rows), seconds)
             by_ticket: dict[Ticket, tuple[list[int], list[int]]] = {}
             for r, (t, i) in enumerate(rows):
@@ -381,6 +382,18 @@ class Batcher:
             for t, (slots, picked) in by_ticket.items():
                 t._fill(slots, values[picked])
             self.stages.busy("post", time.perf_counter() - fetched)
+
+    def _measure(self, rows: list[Row], seconds: float) -> None:
+        """Update the rate estimate from a batch at least half full, as batches are when work queues.
+
+        A lone small batch costs about what a full one does, so it would overstate the cost per input.
+        """
+        padded = max(int(t.tokens.lengths[i]) for t, i in rows) * len(rows)  # type: ignore[union-attr]
+        if 2 * len(rows) < self.max_batch_pairs and 2 * padded < self.max_batch_tokens:
+            return
+        per_pair = seconds / len(rows)
+        self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
+            0.8 * self.seconds_per_pair + 0.2 * per_pair)
 
     @staticmethod
     def _fail(rows: list[Row], exc: Exception) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from crossrank.worker.drain import Drain
 from crossrank.worker.grpc.decode import parse, parse_each
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.status import message_of, status_of
@@ -47,8 +48,10 @@ def _rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any],
 
 def _outcome(exc: BaseException, context: grpc.ServicerContext) -> grpc.StatusCode:
     """The status a failed call ends with; a caller that has gone away cancelled it or ran out of time."""
+    code = status_of(exc)
     if context.is_active():
-        return status_of(exc)
+        # The caller is still there, so the engine dropped the work itself: its wait reached the deadline.
+        return grpc.StatusCode.DEADLINE_EXCEEDED if code is grpc.StatusCode.CANCELLED else code
     remaining = context.time_remaining()
     return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
         else grpc.StatusCode.CANCELLED
@@ -57,8 +60,9 @@ def _outcome(exc: BaseException, context: grpc.ServicerContext) -> grpc.StatusCo
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Turns exceptions into status codes with actionable messages and counts every call's outcome."""
 
-    def __init__(self, metrics: WorkerMetrics):
+    def __init__(self, metrics: WorkerMetrics, drain: Drain):
         self.metrics = metrics
+        self.drain = drain
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -68,6 +72,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         count = self.metrics.requests
 
         def fail(exc: BaseException, context: grpc.ServicerContext) -> None:
+            exc = self.drain.reported(exc)
             code = _outcome(exc, context)
             if code is grpc.StatusCode.INTERNAL:
                 log.exception("%s failed", method, exc_info=exc)

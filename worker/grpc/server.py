@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from crossrank.protos import SERVICE_NAME, pb_grpc
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.grpc.interceptors import BearerTokenInterceptor, ErrorInterceptor
 from crossrank.worker.grpc.reflection import enable_server_reflection
@@ -30,9 +31,10 @@ def _credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
-def start_grpc_server(engine: Engine, settings: WorkerSettings) -> tuple[grpc.Server, int, health.HealthServicer]:
+def start_grpc_server(engine: Engine, settings: WorkerSettings, drain: Drain
+                      ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Bind and start; health says NOT_SERVING until the caller sets it. Returns (server, port, health)."""
-    interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics)]
+    interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(engine.metrics, drain)]
     if settings.auth_token:
         interceptors.insert(0, BearerTokenInterceptor(settings.auth_token, engine.metrics))
     size = settings.max_message_bytes
@@ -42,7 +44,7 @@ def start_grpc_server(engine: Engine, settings: WorkerSettings) -> tuple[grpc.Se
         options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
         maximum_concurrent_rpcs=settings.grpc_threads * 4,
     )
-    pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine), server)
+    pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -5,30 +5,51 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from crossrank.protos import pb, pb_grpc
-from crossrank.worker.engine import Engine, Ticket
+from crossrank.worker.drain import Drain
+from crossrank.worker.engine import Engine, RerankQuery, Ticket
 from crossrank.worker.grpc import convert
 from crossrank.worker.grpc.decode import MalformedMessage
+from crossrank.worker.grpc.window_limits import check_window_request
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
 
 
 def _on_rpc_end(context: grpc.ServicerContext):
-    """A ticket hook that drops the ticket's queued work when the caller cancels or times out."""
-    return lambda ticket: context.add_callback(ticket.cancel)
+    """A ticket hook that drops the ticket's queued work when the caller cancels or times out.
+
+    gRPC refuses the callback (returns False) once the call has ended, e.g. while the
+    request was still being tokenized: then the work is dropped at once.
+    """
+    def hook(ticket: Ticket) -> None:
+        if not context.add_callback(ticket.cancel):
+            ticket.cancel()
+    return hook
 
 
 class RerankerServicer(pb_grpc.RerankerServicer):
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, drain: Drain):
         self.engine = engine
+        self.drain = drain
+        self._started = time.monotonic()  # the worker starts loading as it starts serving
+
+    def _rerank_error(self, request_id: str, exc: BaseException) -> pb.RerankResponse:
+        exc = self.drain.reported(exc)
+        return convert.rerank_error(request_id, status_of(exc).value[0], message_of(exc))
+
+    def _query(self, request: pb.RerankRequest) -> RerankQuery:
+        query = convert.rerank_query(request)
+        check_window_request(query, self.engine.settings)
+        return query
 
     def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
-        outcome = self.engine.rerank(convert.rerank_query(request), context.time_remaining(), _on_rpc_end(context))
+        outcome = self.engine.rerank(self._query(request), context.time_remaining(), _on_rpc_end(context))
         return convert.rerank_response(outcome)
 
     def Score(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:
@@ -42,7 +63,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
-        return convert.info_response(self.engine.info())
+        """Answered while loading too: the state, and how long loading has taken, is what a caller needs then."""
+        info = self.engine.info()
+        if self.engine.ready:
+            return convert.info_response(info)
+        if self.engine.load_error is not None:
+            return convert.info_response(info, pb.WORKER_STATE_FAILED, load_error=str(self.engine.load_error))
+        return convert.info_response(info, pb.WORKER_STATE_LOADING, time.monotonic() - self._started)
 
     def RerankStream(self, request_iterator, context: grpc.ServicerContext) -> Iterator[pb.RerankResponse]:
         """Requests are read on a thread of their own and answered in completion order.
@@ -52,14 +79,15 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         with INVALID_ARGUMENT, after the requests received before it are answered.
         """
         done: queue.Queue[pb.RerankResponse | int] = queue.Queue()
-        tickets: list[Ticket] = []
-        context.add_callback(lambda: [t.cancel() for t in list(tickets)])
+        pending: dict[int, Ticket] = {}  # by id; a finished ticket leaves, so a long stream holds only live ones
+        context.add_callback(lambda: [t.cancel() for t in list(pending.values())])
 
         def answer(query, ticket: Ticket) -> None:
+            pending.pop(id(ticket), None)
             try:
                 done.put(convert.rerank_response(self.engine.finish_rerank(query, ticket)))
             except Exception as exc:
-                done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+                done.put(self._rerank_error(query.request_id, exc))
 
         malformed: list[MalformedMessage] = []
 
@@ -70,9 +98,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     query = convert.rerank_query(request)
                     sent += 1
                     try:
-                        tickets.append(self.engine.submit_rerank(query, lambda t, q=query: answer(q, t)))
+                        check_window_request(query, self.engine.settings)
+                        ticket = self.engine.submit_rerank(query, lambda t, q=query: answer(q, t))
+                        if not ticket.done:
+                            pending[id(ticket)] = ticket
                     except Exception as exc:
-                        done.put(convert.rerank_error(query.request_id, status_of(exc).value[0], message_of(exc)))
+                        done.put(self._rerank_error(query.request_id, exc))
             except MalformedMessage as exc:  # stop reading; what came before is still answered
                 malformed.append(exc)
             except Exception as exc:  # the client went away mid-stream

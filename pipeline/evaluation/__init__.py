@@ -1,0 +1,1 @@
+"""crossrank.pipeline.evaluation: ranking quality over BEIR folders (`crossrank eval`)."""
