@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import grpc
 from grpc_health.v1 import health, health_pb2
 
 from crossrank.protos import pb
 from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
-from crossrank.worker.grpc.server import set_health, start_grpc_server
+from crossrank.worker.grpc.server import GrpcServer, set_health, start_grpc_server
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import ModelSourceError
 from crossrank.worker.settings import WorkerSettings
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerServer:
-    server: grpc.Server
+    server: GrpcServer
     port: int
     engine: Engine
     health: health.HealthServicer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from compose_support import VARIANTS, argv, compose_model, environment, interpolate
+from compose_support import VARIANTS, argv, compose_config, environment
 
 from crossrank.worker.settings import WorkerSettings
 
@@ -20,11 +20,10 @@ def _seconds(duration: str) -> float:
 
 @pytest.mark.parametrize("files", sorted(VARIANTS.values()))
 def test_stop_period_exceeds_the_worker_grace_period(files):
-    services = compose_model(*files)["services"]
-    workers = {name: s for name, s in services.items() if argv(s.get("command", []))[1:2] == ["serve"]}
+    services = compose_config(*files)["services"]
+    workers = {name: s for name, s in services.items() if argv(s.get("command") or [])[1:2] == ["serve"]}
     assert workers, files
     for name, service in workers.items():
-        grace = float(interpolate(environment(service).get("CROSSRANK_GRACE_SECONDS", "")) or
-                      WorkerSettings.grace_seconds)
+        grace = float(environment(service).get("CROSSRANK_GRACE_SECONDS") or WorkerSettings.grace_seconds)
         stop = _seconds(str(service.get("stop_grace_period", "10s")))  # Compose's default is 10 s
         assert stop >= grace + EXIT_SECONDS, f"{files} {name}: stop_grace_period {stop}s, grace {grace}s"
