@@ -205,7 +205,12 @@ class BaseClient(Generic[Channel]):
 
     @staticmethod
     def _info(r: pb.InfoResponse) -> WorkerInfo:
-        return WorkerInfo(**{f.name: getattr(r, f.name) for f in dataclasses.fields(WorkerInfo)})
+        values = {f.name: getattr(r, f.name) for f in dataclasses.fields(WorkerInfo)}
+        values["state"] = _WORKER_STATES.get(r.state, "ready")  # a worker older than the field is ready
+        return WorkerInfo(**values)
+
+
+_WORKER_STATES = {pb.WORKER_STATE_LOADING: "loading", pb.WORKER_STATE_FAILED: "failed"}
 
 
 def _channel_credentials(ca_cert: str | bytes | None) -> grpc.ChannelCredentials | None:

@@ -13,14 +13,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crossrank.client.cli_options import json_option, wait_for_worker_option, worker_options
+from crossrank.client.cli_options import Group, json_option, wait_for_worker_option, worker_options
 from crossrank.client.exceptions import CrossrankError
 from crossrank.client.settings import ClientSettings
 
 console = Console()
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     """Adds the subcommands registered by the installed packages, on first use."""
 
     def _plugins(self) -> dict:
@@ -62,8 +62,16 @@ def main() -> None:
 
 
 def read_documents(path: Path) -> list[str]:
-    """.txt: one document per line; .jsonl: a string, or an object with `text` (or `document`)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """.txt: one document per line; .jsonl: a string, or an object with `text` (or `document`).
+
+    Results' `index` counts lines, so a blank line inside the file is refused rather than skipped
+    (which would shift every index after it); blank lines at the end shift nothing."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if blank := next((n for n, line in enumerate(lines, 1) if not line.strip()), None):
+        raise click.BadParameter(f"{path}:{blank} is blank: remove it, so that each result's index is its "
+                                 "line number - 1", param_hint="--docs-file")
     if path.suffix != ".jsonl":
         return lines
     docs = []
@@ -144,24 +152,38 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_jso
 
 @main.command()
 @json_option
+@click.option("--wait", is_flag=True,
+              help="Wait until a worker that is still loading is ready, instead of failing (--wait-for-worker "
+              "waits for that too).")
 @wait_for_worker_option
 @worker_options
-def info(as_json, wait_for_worker, settings) -> None:
-    """Show what a worker serves and its limits."""
+def info(as_json, wait, wait_for_worker, settings) -> None:
+    """Show what a worker serves and its limits; fails while it is still loading, unless --wait."""
     import dataclasses
+    import time
 
     try:
         with _connected_client(settings, wait_for_worker) as client:
             worker = client.info()
+            while (wait or wait_for_worker) and worker.state == "loading":
+                time.sleep(1.0)
+                worker = client.info()
     except CrossrankError as exc:
         _fail(exc)
     fields = dataclasses.asdict(worker)
     if as_json:
         click.echo(json.dumps(fields, ensure_ascii=False))
-        return
-    width = max(map(len, fields))
-    for key, value in fields.items():
-        click.echo(f"{key.ljust(width)}  {value}")
+    else:
+        width = max(map(len, fields))
+        for key, value in fields.items():
+            click.echo(f"{key.ljust(width)}  {value}")
+    if worker.state == "loading":
+        raise click.ClickException(f"the worker at {settings.worker_target} is still loading {worker.model} on "
+                                   f"{worker.device} ({worker.loading_seconds:.0f} s so far); run again with "
+                                   "--wait to wait until it is ready")
+    if worker.state == "failed":
+        raise click.ClickException(f"the worker at {settings.worker_target} failed to load {worker.model}: "
+                                   f"{worker.load_error}")
 
 
 if __name__ == "__main__":

@@ -78,3 +78,8 @@ class WorkerInfo:
     max_message_bytes: int
     embed_dimensions: int
     version: str
+    dtype_reason: str = ""
+    tokenizer_workers: int = 0
+    state: str = "ready"  # "loading" until the model is warm, "failed" when loading failed
+    loading_seconds: float = 0.0
+    load_error: str = ""

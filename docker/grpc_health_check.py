@@ -13,11 +13,12 @@ import os
 import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crossrank.protos.net import DEFAULT_PORT, health_status
 
 
 def channel() -> grpc.Channel:
-    target = f"localhost:{os.environ.get('CROSSRANK_PORT') or '50051'}"
+    target = f"localhost:{os.environ.get('CROSSRANK_PORT') or DEFAULT_PORT}"
     cert = os.environ.get("CROSSRANK_TLS_CERT")
     if not cert:
         return grpc.insecure_channel(target)
@@ -30,15 +31,15 @@ def channel() -> grpc.Channel:
 def main() -> int:
     try:
         with channel() as ch:
-            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3).status
+            status = health_status(ch, timeout=3)
     except grpc.RpcError as exc:
         print(f"unhealthy: {exc.code().name} {exc.details()}", file=sys.stderr)
         return 1
     except OSError as exc:  # an unreadable certificate file
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
-    if status != health_pb2.HealthCheckResponse.SERVING:
-        print(f"unhealthy: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}", file=sys.stderr)
+    if status != "SERVING":
+        print(f"unhealthy: {status}", file=sys.stderr)
         return 1
     return 0
 

@@ -28,6 +28,8 @@ from crossrank.pipeline.search import Hit, TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import (
     CollectionNotFound,
+    ResultsGone,
+    StoreNotFound,
     check_collection_name,
     open_chroma,
     open_collection,
@@ -187,12 +189,13 @@ def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatu
 
 def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int]:
     """Send again every chunk of a queued, running or stalled job that is not yet counted; returns their
-    numbers. A chunk that still runs somewhere runs twice, which changes nothing (see tasks.py)."""
+    numbers (none for a finished job). A chunk that still runs somewhere runs twice, which changes nothing
+    (see tasks.py)."""
     settings = _settings(settings)
     jobs = _jobs(settings)
     job = jobs.get(job_id)
-    if job.finished:
-        raise ValueError(f"job {job_id} is {job.state}: nothing to resume")
+    if job.finished:  # nothing is missing, or nothing should run
+        return []
     messages = jobs.pending(job_id)
     enqueue(settings, job.kind, messages)
     return [m["chunk"] for m in messages]
@@ -223,9 +226,14 @@ def results(job_id: str, *, query_id: str | None = None,
     if job.kind != "rerank":
         raise ValueError(f"job {job_id} is an {job.kind} job; only rerank jobs have results")
     where: dict = {"job_id": job_id} if query_id is None else {"$and": [{"job_id": job_id}, {"query_id": query_id}]}
+    name = job.params["results_collection"]
     try:
-        collection = open_collection(open_chroma(settings), job.params["results_collection"])
-    except CollectionNotFound:  # nothing written yet: still queued, or every chunk failed
+        collection = open_collection(open_chroma(settings, read_only=True), name)
+    except StoreNotFound:
+        raise
+    except CollectionNotFound:  # nothing written yet (still queued, or every chunk failed), or deleted since
+        if job.counts.get("records"):
+            raise ResultsGone(job_id, job.counts["records"], name) from None
         return []
     found = collection.get(where=where, include=["documents", "metadatas"])
     records = [ResultRecord(job_id=m["job_id"], query_id=m["query_id"], query=m["query"], rank=int(m["rank"]),
@@ -242,7 +250,7 @@ def search(query: str, collection: str, *, initial_k: int = 50, top_k: int = 5,
     own = client is None
     client = client or CrossrankClient(**settings.client_kwargs())
     try:
-        return TwoStageRetriever(client, open_collection(open_chroma(settings), collection)).search(
+        return TwoStageRetriever(client, open_collection(open_chroma(settings, read_only=True), collection)).search(
             query, initial_k, top_k)
     finally:
         if own:

@@ -13,8 +13,13 @@ from crossrank.pipeline.documents import Document, Query
 from crossrank.pipeline.settings import PipelineSettings
 
 
+class _Message:
+    def to_message(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class IndexChunk:
+class IndexChunk(_Message):
     job_id: str
     chunk: int
     collection: str
@@ -26,15 +31,12 @@ class IndexChunk:
     def from_message(cls, message: dict) -> IndexChunk:
         return cls(**{**message, "documents": [Document(**d) for d in message["documents"]]})
 
-    def to_message(self) -> dict:
-        return asdict(self)
-
     def __len__(self) -> int:
         return len(self.documents)
 
 
 @dataclass(frozen=True)
-class RerankChunk:
+class RerankChunk(_Message):
     job_id: str
     chunk: int
     collection: str
@@ -46,9 +48,6 @@ class RerankChunk:
     @classmethod
     def from_message(cls, message: dict) -> RerankChunk:
         return cls(**{**message, "queries": [Query(**q) for q in message["queries"]]})
-
-    def to_message(self) -> dict:
-        return asdict(self)
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -65,5 +64,7 @@ def enqueue(settings: PipelineSettings, kind: str, messages: list[dict]) -> None
         for message in messages:
             records = len(message.get("documents") or message.get("queries") or [])
             # argsrepr: logs and Flower show the chunk, not every document's text.
-            app.send_task(task, args=(message,), connection=connection,
+            # ignore_result: nothing reads task results, and subscribing to them would tie this process to
+            # the result backend of the first Redis it used.
+            app.send_task(task, args=(message,), connection=connection, ignore_result=True,
                           argsrepr=f"(job {message['job_id']}, chunk {message['chunk']}, <{records} records>)")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from crossrank.client.cli_options import json_option
+from crossrank.client.cli_options import Group, json_option
 from crossrank.client.exceptions import CrossrankError
 from crossrank.client.settings import override_option
 from crossrank.pipeline import api
@@ -85,7 +85,7 @@ def index(file, collection, fmt, passage_chars, passage_overlap, wait, as_json, 
         _submitted(job_id, settings, wait, as_json)
 
 
-@click.group("jobs")
+@click.group("jobs", cls=Group)
 def jobs() -> None:
     """Rerank jobs, and the status, list, cancellation and results of any job."""
 
@@ -167,7 +167,7 @@ def resume(job_id, as_json, settings) -> None:
 @json_option
 @results_options
 def results(job_id, query_id, as_json, settings) -> None:
-    """A rerank job's ranked passages, per query: rank, initial rank, score, text."""
+    """A rerank job's ranked passages, per query: rank, initial, score, doc id, document."""
     with _errors():
         records = api.results(job_id, query_id=query_id, settings=settings)
         if as_json:

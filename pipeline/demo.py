@@ -7,8 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from importlib.resources import files
+from urllib.parse import urlparse
 
 import click
 
@@ -16,7 +20,7 @@ from crossrank.client import CrossrankClient
 from crossrank.pipeline import api
 from crossrank.pipeline.render import console, follow, ranked_table
 from crossrank.pipeline.settings import PipelineSettings
-from crossrank.pipeline.stack import LocalStack
+from crossrank.pipeline.stack import LocalStack, free_port, redis_answers
 
 COLLECTION = "crossrank-demo"
 QUERY = "什么是RAG技术？"
@@ -27,6 +31,36 @@ CANDIDATES = [
     "大语言模型可以根据上下文生成流畅的文本。",
     "今天天气很好，适合出去散步。",
 ]
+
+
+@contextlib.contextmanager
+def demo_redis(found_url: str) -> Iterator[str]:
+    """A Redis of the demo's own, so that it neither mixes with nor leaves anything in a Redis in use: a
+    private redis-server (the stack starts it, nothing answering at a free port, and removes it); without
+    redis-server, an empty database of the Redis at `found_url`, emptied again at the end."""
+    if shutil.which("redis-server"):
+        click.echo("the demo starts a Redis of its own and removes it at the end", err=True)
+        yield f"redis://127.0.0.1:{free_port()}/0"
+        return
+    if not redis_answers(found_url):
+        yield found_url  # the stack then says what to start, naming this address
+        return
+    import redis
+
+    for db in range(1, 16):
+        url = urlparse(found_url)._replace(path=f"/{db}").geturl()
+        with redis.Redis.from_url(url) as client:
+            if client.dbsize() == 0:
+                break
+    else:
+        raise click.ClickException(f"the demo needs an empty database at {found_url} (1-15), or redis-server")
+    click.echo(f"the demo uses the empty database {db} of the Redis at {found_url}, and empties it at the end",
+               err=True)
+    try:
+        yield url
+    finally:
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
 
 
 def _sample(name: str) -> str:

@@ -23,11 +23,12 @@ from pathlib import Path
 
 from crossrank.pipeline.local_process import LocalProcess, ServiceFailed
 from crossrank.pipeline.masking import mask_url
+from crossrank.pipeline.settings import PipelineSettings
 from crossrank.protos.net import free_port, serving
 
 __all__ = ["LocalStack", "ServiceFailed", "free_port"]
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_REDIS_URL: str = PipelineSettings.redis_url
 _CROSSRANK = [sys.executable, "-m", "crossrank.client"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
@@ -31,6 +32,20 @@ class CollectionNotFound(LookupError):
                          f"--collection {name})")
 
 
+class StoreNotFound(CollectionNotFound):
+    """A read found no embedded store at the path: opening one there would create an empty store."""
+
+    def __init__(self, path: str):
+        LookupError.__init__(self, f"no Chroma store at {path}: set CROSSRANK_CHROMA_PATH to the folder the pipeline "
+                                   "wrote, or CROSSRANK_CHROMA_URL to its Chroma server (`crossrank up` prints it)")
+
+
+class ResultsGone(CollectionNotFound):
+    def __init__(self, job_id: str, records: int, name: str):
+        LookupError.__init__(self, f"job {job_id} wrote {records} result records to Chroma collection {name!r}, which "
+                                   "is gone from this store: deleted, or CROSSRANK_CHROMA_PATH/URL point elsewhere")
+
+
 def check_collection_name(name: str) -> str:
     if not _NAME.match(name) or ".." in name or _IPV4.match(name):
         raise ValueError(f"bad collection name {name!r}: 3 to 512 characters from a-z A-Z 0-9 . _ -, starting "
@@ -42,8 +57,11 @@ def results_collection_name(collection: str) -> str:
     return f"{collection}-results"
 
 
-def open_chroma(settings: PipelineSettings) -> ClientAPI:
+def open_chroma(settings: PipelineSettings, read_only: bool = False) -> ClientAPI:
+    """`read_only`: for commands that only read, which must not leave an empty store behind."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if read_only and not settings.chroma_url and not Path(settings.chroma_path).is_dir():
+        raise StoreNotFound(settings.chroma_path)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         return chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,

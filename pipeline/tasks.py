@@ -12,9 +12,10 @@ Faults:
 - Job-state writes retry through Redis outages (jobs.py). Should Redis stay away longer, the
   message is rejected back to its queue: Celery acks a failed task, and a chunk acked but not
   counted would be lost.
-- While a chunk runs, its process sends heartbeats. A watchdog thread in every pool process sends
-  again the chunks whose owner went silent (a killed Celery parent or container, whose messages
-  Redis would hold back for the whole visibility timeout).
+- A chunk is owned from the moment a Celery worker receives its message, and while it runs, its
+  pool process sends heartbeats. A watchdog thread in every pool process sends again the chunks
+  whose owner went silent (a killed Celery parent or container, whose messages Redis would hold
+  back for the whole visibility timeout).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import redis
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_received, worker_process_init, worker_process_shutdown
 from chromadb.api import ClientAPI
 from kombu.exceptions import OperationalError
 
@@ -88,17 +89,16 @@ def _close(**_) -> None:
 
 @app.task(name=INDEX_TASK, bind=True)
 def index_chunk(self: Task, message: dict) -> None:
-    run_chunk(self, IndexChunk.from_message(message), "index", index_documents)
+    run_chunk(self, resources(), IndexChunk.from_message(message), "index", index_documents)
 
 
 @app.task(name=RERANK_TASK, bind=True)
 def rerank_chunk(self: Task, message: dict) -> None:
-    run_chunk(self, RerankChunk.from_message(message), "rerank", rerank_queries)
+    run_chunk(self, resources(), RerankChunk.from_message(message), "rerank", rerank_queries)
 
 
-def run_chunk(task: Task, chunk: Chunk, kind: str, work: Callable[[Resources, Chunk], dict]) -> None:
+def run_chunk(task: Task, r: Resources, chunk: Chunk, kind: str, work: Callable[[Resources, Chunk], dict]) -> None:
     """Run one chunk as its owner, then count it once; errors per query or line go to the job."""
-    r = resources()
     where = {"job_id": chunk.job_id, "chunk": chunk.chunk}
     try:
         with owning(r.jobs, chunk, owner=f"{task.request.hostname} pid {os.getpid()}") as owned:
@@ -166,6 +166,24 @@ def _beat(jobs: JobStore, chunk: Chunk, owner: str, stop: threading.Event) -> No
                 return  # counted, or claimed by a watchdog: not ours any more
         except INFRASTRUCTURE_ERRORS as exc:
             log.debug("heartbeat of job %s chunk %d failed: %s", chunk.job_id, chunk.chunk, exc)
+
+
+@functools.cache
+def _receiver_jobs() -> JobStore:
+    return job_store(app.settings)
+
+
+@task_received.connect
+def _own_on_receipt(request, **_) -> None:
+    """Own a chunk from the moment this worker takes its message, before a pool process starts it: should the
+    worker die in between, the entry goes silent and a watchdog sends the chunk again."""
+    message = request.args[0] if request.args else None
+    if not isinstance(message, dict) or "job_id" not in message:
+        return
+    try:
+        _receiver_jobs().start(message["job_id"], message["chunk"], f"{request.hostname} pid {os.getpid()}")
+    except INFRASTRUCTURE_ERRORS as exc:
+        log.warning("job %s chunk %s: could not record its owner: %s", message["job_id"], message["chunk"], exc)
 
 
 @worker_process_init.connect
@@ -243,12 +261,12 @@ class ResultRecords:
 
 
 class ChunkProgress:
-    """Queries and pairs done so far, written to the job at most once a second (best effort)."""
+    """Queries and pairs done so far, written to the job on the first result, then at most once a second."""
 
     def __init__(self, jobs: JobStore, chunk: RerankChunk):
         self.jobs, self.chunk = jobs, chunk
         self.so_far = {"items": 0, "queries": 0, "pairs": 0}
-        self.written = time.monotonic()
+        self.written = float("-inf")
 
     def __call__(self, result: SearchResult) -> None:
         self.so_far["items"] += 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +44,11 @@ def stack_options(fn):
         click.option("--device", envvar="CROSSRANK_DEVICE", default="auto", show_default=True, show_envvar=True,
                      help="auto, cpu, cuda:N, or cuda to put worker i on cuda:i."),
         click.option("--redis-url", envvar="CROSSRANK_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
-                     show_envvar=True, help="Used if Redis answers there; else a private redis-server starts."),
+                     show_envvar=True, help="up: used if Redis answers there, else a private redis-server "
+                     "starts. demo: a private redis-server, else an empty database of this Redis."),
         click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Keep logs and Chroma data here (default: a temporary folder, removed on stop)."),
+                     help="Keep logs and Chroma data here (default: a new temporary folder; `up` keeps its logs, "
+                          "the demo removes it)."),
     ]):
         fn = option(fn)
     return fn
@@ -68,6 +72,8 @@ def _start(stack: LocalStack) -> LocalStack:
 @stack_options
 def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis_url, workdir) -> None:
     """Run Redis, Chroma, gRPC workers and Celery workers as local processes until Ctrl-C."""
+    own_workdir = workdir is None  # then a new folder, whose logs outlive the stack
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="crossrank-up-"))
     stack = LocalStack(workers=workers, pipeline_workers=pipeline_workers, model=model, embed_model=embed_model,
                        device=device, redis_url=redis_url, concurrency=concurrency, workdir=workdir)
     with sigterm_as_interrupt():
@@ -81,12 +87,16 @@ def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis
             click.echo(f"\nlogs: {stack.workdir / 'logs'}\nCtrl-C stops everything.", err=True)
             while not (exited := stack.check()):
                 time.sleep(1)
-            raise click.ClickException(f"{', '.join(exited)} exited; stopping the stack (logs were in "
+            raise click.ClickException(f"{', '.join(exited)} exited; stopping the stack (logs are in "
                                        f"{stack.workdir / 'logs'})")
         except KeyboardInterrupt:
             click.echo("stopping...", err=True)
         finally:
             stack.stop()
+            if own_workdir:  # the data went with the services; the logs stay where `up` said
+                for data in ("chroma", "redis"):
+                    shutil.rmtree(workdir / data, ignore_errors=True)
+            click.echo(f"stopped; the logs are kept in {workdir / 'logs'}", err=True)
 
 
 @click.command()
@@ -94,11 +104,11 @@ def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis
 @stack_options
 def demo(top_k, model, embed_model, device, redis_url, workdir) -> None:
     """Start a local stack, index a small Chinese and English corpus, rerank sample queries, print, stop."""
-    from crossrank.pipeline.demo import run_demo
+    from crossrank.pipeline.demo import demo_redis, run_demo
 
-    stack = LocalStack(workers=1, pipeline_workers=1, model=model, embed_model=embed_model, device=device,
-                       redis_url=redis_url, workdir=workdir, embedded_chroma=True)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), demo_redis(redis_url) as own_redis:
+        stack = LocalStack(workers=1, pipeline_workers=1, model=model, embed_model=embed_model, device=device,
+                           redis_url=own_redis, workdir=workdir, embedded_chroma=True)
         try:
             _start(stack)
             run_demo(stack, top_k=top_k)

@@ -6,13 +6,19 @@ The same as `celery -A crossrank.pipeline worker -Q index,rerank`, with crossran
 
 from __future__ import annotations
 
-import click
+import logging
 
+import click
+from celery.signals import worker_ready
+
+from crossrank.client.cli_options import Group
 from crossrank.pipeline.celery_app import QUEUES
 from crossrank.pipeline.cli_options import worker_options
 
+log = logging.getLogger("crossrank.pipeline")
 
-@click.group("pipeline")
+
+@click.group("pipeline", cls=Group)
 def pipeline() -> None:
     """Run the bulk pipeline's Celery workers."""
 
@@ -38,6 +44,7 @@ def worker(queues, concurrency, hostname, loglevel, settings) -> None:
         raise click.BadParameter("embedded Chroma (CROSSRANK_CHROMA_PATH) takes one writing process; set "
                                  "CROSSRANK_CHROMA_URL to a `chroma run` server for more", param_hint="--concurrency")
     app = configure(settings)
+    worker_ready.connect(lambda **_: log.info("settings: %s", settings.public()), weak=False)
     if settings.json_logs:
         from crossrank.pipeline.logs import use_json_logs
 

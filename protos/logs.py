@@ -7,7 +7,9 @@ import json
 import logging
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn adds `color_message`, its message again with terminal colour codes: never a field of ours.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
+                                                                                   "color_message"}
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, object]:

@@ -84,14 +84,15 @@ def test_matmul_peak_is_positive():
 def test_summary_numbers():
     from crossrank.worker.bench.runners import Run
 
-    run = Run("c", wall_s=2.0, latencies_s=[0.1, 0.2, 0.3, 0.4], concurrency=4)
+    run = Run("c", wall_s=2.0, latencies_s=[0.1, 0.2, 0.3, 0.4], concurrency=4, cpu_s=3.0)
     s = report.summarize(run, pairs=100, tokens=1000, flops=4e9, peak=1e10, bf16_peak=4e10, baseline_pairs_per_s=25)
     assert s["pairs_per_s"] == 50 and s["tokens_per_s"] == 500 and s["ratio_vs_a"] == 2.0
-    assert s["mfu"] == 0.2 and s["mfu_vs_bf16_peak"] == 0.05
+    assert s["mfu"] == 0.2 and s["mfu_vs_bf16_peak"] == 0.05 and s["cpu_use"] == 1.5
     assert s["p50_ms"] == 250.0 and s["p99_ms"] == pytest.approx(397.0)
     assert set(s) == set(report.RUN_KEYS)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     out = tmp_path / "bench"
     result = subprocess.run(crossrank_command("bench", "--quick", "--model", str(tiny_cross_encoder),
@@ -99,7 +100,8 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((out / "report.json").read_text())
     assert set(report.REPORT_KEYS) <= set(data) and data["schema"] == report.SCHEMA
-    assert set(data["runs"]) == {"a_predict", "b_unary", "c_concurrent", "d_stream"}
+    assert set(data["runs"]) == {"a_predict", "p_query", "p_sorted", "tokenizer_1_core", "m_model_only",
+                                 "b_unary", "c_concurrent", "d_stream"}
     for run in [*data["runs"].values(), *data["sweep"]]:
         assert set(run) == set(report.RUN_KEYS)
         assert run["pairs"] == data["workload"]["pairs"] > 0 and run["pairs_per_s"] > 0
@@ -108,10 +110,13 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert data["runs"]["a_predict"]["ratio_vs_a"] == 1.0
     assert data["workload"]["languages"]["en"] > 0 and data["workload"]["languages"]["zh"] > 0
     assert {"fp32", "bf16"} <= set(data["peaks_flops"])
-    assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak"} <= set(data["targets"])
+    assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak", "worker_vs_model_only",
+            "worker_vs_peer_sorted", "worker_vs_tokenizer_1_core", "one_client_p50_vs_peer"} <= set(data["targets"])
+    assert all(run["cpu_use"] > 0 for run in data["runs"].values())
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_accuracy_against_fp32(tiny_cross_encoder):
     from crossrank.worker.bench.accuracy import compare, default_pairs
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
+import traceback
 
 import click
 
@@ -23,7 +25,8 @@ def settings_options(fn):
         fn = click.option(
             f"--{f.name.replace('_', '-')}",
             f.name,
-            type=_TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+            type=(click.Choice(f.metadata["choices"]) if f.metadata.get("choices")
+                  else _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]),
             default=f.default,
             envvar=f"CROSSRANK_{f.name.upper()}",
             show_default=not f.metadata.get("secret"),
@@ -45,13 +48,17 @@ def configure_logging(level: str, json_logs: bool) -> None:
     handler.setFormatter(_JsonFormatter() if json_logs else _TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Inputs longer than the model are tokenized whole on purpose (refused, or cut into windows,
+    # before any reaches the model); transformers' warning about them would only mislead.
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 
 @click.command()
 @settings_options
 @click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
               help="Structured JSON log lines.")
-def serve(json_logs: bool, **values) -> None:
+@click.option("--verbose", is_flag=True, help="With an error that stops the worker, its traceback too.")
+def serve(json_logs: bool, verbose: bool, **values) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
     configure_logging(values["log_level"], json_logs)
     log = logging.getLogger("crossrank.worker")
@@ -62,31 +69,42 @@ def serve(json_logs: bool, **values) -> None:
     log.info("settings: %s", settings.public())
 
     from crossrank.worker.loading_status import loading_status
-    from crossrank.worker.server import create_server  # heavy: torch, transformers
 
-    server = create_server(settings)
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
+    with loading_status(settings) as loading:
+        from crossrank.worker.server import create_server  # heavy: torch, transformers
 
-        start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
-        log.info("metrics on :%d/metrics", settings.metrics_port)
-    if server.http_port:
-        log.info("http gateway on port %d (/v2/rerank, /rerank)", server.http_port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    ready = threading.Thread(target=server.wait_ready, daemon=True)
-    ready.start()
-    with loading_status(server.engine):
+        server = create_server(settings)
+        loading.engine = server.engine
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
+            log.info("metrics on :%d/metrics", settings.metrics_port)
+        if server.http_port:
+            log.info("http gateway on port %d (/v2/rerank, /rerank)", server.http_port)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        ready = threading.Thread(target=server.wait_ready, daemon=True)
+        ready.start()
         while not stop.is_set() and ready.is_alive():
             stop.wait(0.2)
     if server.engine.load_error is not None:
         server.stop(0)
+        if verbose:
+            traceback.print_exception(server.engine.load_error)
         raise click.ClickException(f"could not load the model: {server.engine.load_error}")
     if not stop.is_set():
         log.info("serving on port %d", server.port)
         http = f", http on port {server.http_port}" if server.http_port else ""
         click.echo(f"crossrank worker ready on port {server.port}{http}", err=True)
         stop.wait()
-    log.info("stopping (grace %.0fs)", settings.grace_seconds)
+    log.info("stopping (grace %.1fs)", settings.grace_seconds)
     server.stop()
+    log.info("stopped")
+    # A handler thread inside a tokenizer call cannot be interrupted, and Python would wait for it
+    # at exit; everything it could still answer has been answered or refused by now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -2,6 +2,7 @@
 
     WorkerError
     ├── InvalidInputError    INVALID_ARGUMENT   the request can never succeed as sent
+    │   └── TooLongError                        documents over the model's input, refused as asked
     ├── OverloadedError      RESOURCE_EXHAUSTED the queue is full; retry later or elsewhere
     ├── NotReadyError        UNAVAILABLE        the model is still loading
     ├── NotServedError       FAILED_PRECONDITION this worker does not serve the asked-for model
@@ -18,6 +19,15 @@ class WorkerError(Exception):
 
 class InvalidInputError(WorkerError):
     pass
+
+
+class TooLongError(InvalidInputError):
+    """Documents longer than the model's input, where the caller asked for them to be refused."""
+
+    def __init__(self, message: str, max_length: int, longest: int):
+        super().__init__(message)
+        self.max_length = max_length
+        self.longest = longest
 
 
 class OverloadedError(WorkerError):

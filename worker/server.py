@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import grpc
 from grpc_health.v1 import health, health_pb2
 
 from crossrank.protos import pb
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
-from crossrank.worker.grpc.server import set_health, start_grpc_server
+from crossrank.worker.grpc.server import GrpcServer, set_health, start_grpc_server
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.model_source import ModelSourceError
 from crossrank.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -29,11 +31,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerServer:
-    server: grpc.Server
+    server: GrpcServer
     port: int
     engine: Engine
     health: health.HealthServicer
     settings: WorkerSettings
+    drain: Drain
     http: HttpGateway | None = None  # the HTTP gateway, when settings.http_port is not 0
     _loader: threading.Thread = field(repr=False, default=None)  # type: ignore[assignment]
 
@@ -57,7 +60,9 @@ class WorkerServer:
             self.engine.load()
         except BaseException as exc:  # reported by wait_ready / serve; calls keep getting UNAVAILABLE
             self.engine.load_error = exc
-            log.exception("loading %s failed", self.settings.model)
+            # A bad model setting is one line, said by whoever waits (serve); its traceback only at DEBUG.
+            log.log(logging.DEBUG if isinstance(exc, ModelSourceError) else logging.ERROR, "loading %s failed",
+                    self.settings.model, exc_info=True)
             return
         set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
 
@@ -68,20 +73,37 @@ class WorkerServer:
         return self.engine.ready
 
     def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new work, give admitted requests `grace` seconds, then fail what is left.
+
+        The engine stops a little before the transports' own grace ends, so a request still
+        queued then is answered UNAVAILABLE (HTTP 503), which clients retry elsewhere, rather
+        than cut off. Returns within about `grace` seconds: a handler thread still inside a
+        tokenizer call is not waited for (`crossrank serve` exits without it).
+        """
         grace = self.settings.grace_seconds if grace is None else grace
-        event = self.server.stop(grace)
-        if self.http is not None:  # stops beside gRPC's grace period, not after it
-            self.http.stop(timeout=grace + 5)
-        event.wait()
+        end = time.monotonic() + grace
+        self.drain.begin()
+        set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING)
+        stopped = self.server.stop(grace)
+        if self.http is not None:
+            self.http.begin_stop()
+        engine_stop = end - min(1.0, grace / 5)
+        self._wait(stopped, engine_stop)
         self.engine.stop()
+        self._wait(stopped, end + 1.0)
+
+    def _wait(self, grpc_stopped: threading.Event, until: float) -> None:
+        grpc_stopped.wait(max(0.0, until - time.monotonic()))
+        if self.http is not None:
+            self.http.join(max(0.0, until - time.monotonic()))
 
 
-def _http_gateway(engine: Engine, settings: WorkerSettings) -> HttpGateway | None:
+def _http_gateway(engine: Engine, settings: WorkerSettings, drain: Drain) -> HttpGateway | None:
     if not settings.http_port:
         return None
     from crossrank.worker.http.gateway import HttpGateway  # FastAPI and uvicorn, only when asked for
 
-    return HttpGateway(engine, settings).start()
+    return HttpGateway(engine, settings, drain).start()
 
 
 def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None, *, load: bool = True
@@ -89,13 +111,14 @@ def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None
     """Bind and start serving (UNAVAILABLE until ready); with `load`, start loading the model at once."""
     settings.validate()
     engine = Engine(settings, metrics)
-    server, port, health_servicer = start_grpc_server(engine, settings)
+    drain = Drain()
+    server, port, health_servicer = start_grpc_server(engine, settings, drain)
     try:
-        http = _http_gateway(engine, settings)
+        http = _http_gateway(engine, settings, drain)
     except Exception:  # e.g. the http port is taken: leave nothing half-started behind
         server.stop(0)
         raise
-    worker = WorkerServer(server, port, engine, health_servicer, settings, http=http)
+    worker = WorkerServer(server, port, engine, health_servicer, settings, drain, http=http)
     if load:
         worker.load()
     return worker

@@ -7,8 +7,11 @@ runs once at start-up so a bad value stops the process with a message, not a tra
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
+
+from crossrank.protos.net import DEFAULT_PORT
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
@@ -16,14 +19,34 @@ DTYPES = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
-def setting(default: Any, help: str, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
+def tls_problems(cert: str, key: str) -> list[str]:
+    """What is wrong with a certificate and key pair, naming the file; gRPC would only say it cannot bind."""
+    for name, path, marker in (("tls_cert", cert, "CERTIFICATE-----"), ("tls_key", key, "PRIVATE KEY-----")):
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                pem = f.read()
+        except OSError as exc:
+            return [f"{name} {path} cannot be read: {exc.strerror}"]
+        if marker not in pem:
+            return [f"{name} {path} holds no PEM {marker.rstrip('-').lower()}"]
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return [f"tls_key {key} is not the private key of the certificate in tls_cert {cert}"]
+        return [f"tls_cert {cert} with tls_key {key} cannot be loaded: {exc.reason or exc}"]
+    return []
+
+
+def setting(default: Any, help: str, secret: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A field: its default, its help (the flag's and the README's), and the values a flag offers, if few."""
+    return field(default=default, metadata={"help": help, "secret": secret, "choices": choices})
 
 
 @dataclass
 class WorkerSettings:
     host: str = setting("0.0.0.0", "Address to bind.")
-    port: int = setting(50051, "gRPC port; 0 binds a free one (logged at start).")
+    port: int = setting(DEFAULT_PORT, "gRPC port; 0 binds a free one (logged at start).")
     model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
     embed_model: str = setting(
         DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
@@ -31,8 +54,8 @@ class WorkerSettings:
     dtype: str = setting(
         "auto", "auto (fp16 on a GPU; bf16 on a CPU with native bf16, AMX or avx512_bf16; else fp32), fp32, "
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
-        "`crossrank info` shows what was picked and why.")
-    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).")
+        "`crossrank info` shows what was picked and why.", choices=DTYPES)
+    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")
@@ -53,7 +76,9 @@ class WorkerSettings:
     max_documents_per_request: int = setting(1000, "Documents (or pairs, or texts) per request at most.")
     max_characters_per_request: int = setting(2_000_000, "Characters of text per request at most.")
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
-    grpc_threads: int = setting(64, "Threads serving calls; they wait on the batcher and never run the model.")
+    grpc_threads: int = setting(
+        64, "Threads for Score, Embed, health and reflection; Rerank needs none: its calls wait on the event loop, "
+        "admitted or refused as they arrive.")
     grace_seconds: float = setting(10.0, "Seconds a stopping server lets in-flight calls finish.")
     metrics_port: int = setting(0, "Serve Prometheus metrics over HTTP on this port; 0 turns it off.")
     http_port: int = setting(
@@ -67,6 +92,8 @@ class WorkerSettings:
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
     tls_key: str = setting("", "PEM private key of tls_cert.")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
+                              "onnx-int8), one per model; made on first use.")
 
     @property
     def serves_embeddings(self) -> bool:
@@ -102,6 +129,8 @@ class WorkerSettings:
             problems.append(f"max_batch_tokens {self.max_batch_tokens} is below max_length {self.max_length}")
         if bool(self.tls_cert) != bool(self.tls_key):
             problems.append("tls_cert and tls_key go together: give both or neither")
+        elif self.tls_cert:
+            problems += tls_problems(self.tls_cert, self.tls_key)
         if problems:
             raise ValueError("invalid worker settings: " + "; ".join(problems))
         return self

@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import pytest
-from support.clients import CLIENT_KINDS, open_client
 from support.workers import WorkerProcess, crossrank_command
 
-from crossrank.client import AsyncCrossrankClient, DeadlineExceededError, RerankRequest
+from crossrank.client import AsyncCrossrankClient, CrossrankClient, DeadlineExceededError
 from crossrank.protos.net import free_port
 
+# A stream whose caller stops sending for 10 s: with the client's 1 s deadline it ends early.
+REQUEST = {"query": "q", "documents": ["a", "b"], "request_id": "r"}
 
-@pytest.mark.parametrize("kind", CLIENT_KINDS)
-def test_a_stream_has_the_clients_deadline_by_default(worker, kind):
-    requests = [RerankRequest("query", [f"document {j}" for j in range(50)], request_id=f"r{i}") for i in range(50)]
-    with open_client(kind, worker.address, timeout=0.001) as client, pytest.raises(DeadlineExceededError):
-        list(client.stream(requests))
+
+def test_a_stream_has_the_clients_deadline_by_default(worker):
+    def requests():
+        yield REQUEST
+        time.sleep(10)
+
+    with CrossrankClient(worker.address, timeout=1) as client, pytest.raises(DeadlineExceededError):
+        list(client.stream(requests()))
+
+
+def test_an_async_stream_has_the_clients_deadline_by_default(worker):
+    async def requests():
+        yield REQUEST
+        await asyncio.sleep(10)
+
+    async def run() -> None:
+        async with AsyncCrossrankClient(worker.address, timeout=1) as client:
+            async for _ in client.stream(requests()):
+                pass
+
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(run())
 
 
 def test_the_async_stream_reads_an_async_iterable_as_it_goes(worker):

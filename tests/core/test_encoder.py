@@ -93,3 +93,4 @@ def test_concurrent_encoding_never_exceeds_the_limit(encoder):
 
     with ThreadPoolExecutor(16) as pool:
         assert max(pool.map(work, range(16))) <= 64
+

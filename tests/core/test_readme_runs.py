@@ -4,7 +4,7 @@ What stands in for the user's machine, and nothing else:
 - the installed environment this test runs in is the quick start's install (its venv is linked
   into the working folder as `.venv`, and its `bin` is first on the PATH, as activation does);
 - the tiny models stand in for the two local-model exports;
-- Redis db 13 of CROSSRANK_TEST_REDIS stands in for the user's Redis, and the ports 50051 and
+- a database of the tests' Redis (CROSSRANK_TEST_REDIS) stands in for the user's Redis, and the ports 50051 and
   8080 become free ports, so parallel runs on one machine keep apart.
 
 A line marked `# runs until Ctrl-C` starts in the background, as in a second shell, and the next
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,9 +28,10 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import ROOT, free_port
+from support.redis_server import LOCAL_STACK_DB, redis_url_for
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-REDIS_URL = f"{os.environ.get('CROSSRANK_TEST_REDIS', 'redis://127.0.0.1:6379').rstrip('/')}/13"
+REDIS_URL = redis_url_for(LOCAL_STACK_DB)
 # What each long-running command prints once it serves.
 READY = re.compile(r"crossrank worker ready|celery@\S+ ready\.|Ctrl-C stops everything")
 _BLOCK = re.compile(r"(?:<!-- readme-test: (?P<marker>.+?) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)```", re.S)
@@ -176,6 +178,9 @@ def test_every_readme_block_runs_as_written(tiny_cross_encoder, tiny_bi_encoder,
                 continue
             if block.lang == "bash":
                 user.run_shell(block.code)
+                if "crossrank demo" in block.code:  # it ran in a Redis of its own, and left nothing here
+                    with redis.Redis.from_url(readme_redis) as found:
+                        assert found.dbsize() == 0
             elif block.lang == "python":
                 user.python(block.code)
             ran.append(block.code.splitlines()[0])
@@ -185,9 +190,13 @@ def test_every_readme_block_runs_as_written(tiny_cross_encoder, tiny_bi_encoder,
     out = "\n".join(user.outputs)
     # What the blocks print shows they did their work, not just exited 0.
     assert "The demo stack stops now" in out                   # the quick start's demo
-    assert f"✓ worker-0: {tiny_cross_encoder} on cpu ready" in out  # its start-up, step by step
+    assert f"✓ worker-0 ({tiny_cross_encoder} on cpu) ready" in out  # its start-up, step by step
     assert '"results": [{"rank": 1' in out                     # rerank --docs-file --json
     assert "rag [" in out and "capital [" in out               # the SDK's stream, both requests
     assert "q-rag-zh: 什么是RAG技术？" in out                  # jobs results
-    assert "export CROSSRANK_WORKER_TARGET=" in (tmp_path / f"service-{len(user.services) - 1}.log").read_text()
+    up_output = (tmp_path / f"service-{len(user.services) - 1}.log").read_text()
+    assert "export CROSSRANK_WORKER_TARGET=" in up_output
+    logs = Path(re.search(r"the logs are kept in (\S+)", up_output)[1])  # where `up` said, after it stopped
+    assert (logs / "worker-0.log").is_file() and not (logs.parent / "chroma").exists()
+    shutil.rmtree(logs.parent)
     assert len(ran) >= 8, ran

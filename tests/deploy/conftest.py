@@ -1,5 +1,5 @@
-"""Fixtures for the deployment tests: the compose files (merged per way of starting the stack) and
-the CROSSRANK_* names the code reads."""
+"""Fixtures for the deployment tests: the compose files as Docker Compose resolves them (per way of
+starting the stack) and the CROSSRANK_* names the code reads."""
 
 from __future__ import annotations
 
@@ -17,21 +17,21 @@ from compose_support import (  # noqa: E402
     CONSUMERS,
     VARIANTS,
     click_envvars,
-    compose_model,
+    compose_config,
     settings_envvars,
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def compose() -> dict:
-    """docker-compose.yml alone."""
-    return compose_model(BASE)
+    """docker-compose.yml alone, every profile on."""
+    return compose_config(BASE)
 
 
-@pytest.fixture(scope="session", params=sorted(VARIANTS))
+@pytest.fixture(params=sorted(VARIANTS))
 def variant(request) -> tuple[str, dict]:
-    """(name, model) of each way to start the stack, its override files merged in."""
-    return request.param, compose_model(*VARIANTS[request.param])
+    """(name, model) of each way to start the stack, its override files merged in by Compose."""
+    return request.param, compose_config(*VARIANTS[request.param])
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from compose_support import ROOT, VARIANTS, argv, compose_model, environment, resolve_crossrank
+from compose_support import ROOT, VARIANTS, argv, compose_config, environment, resolve_crossrank
 
 DOCKERFILES = ("docker/worker.Dockerfile", "docker/pipeline.Dockerfile")
 HEALTH_CHECK = ROOT / "docker" / "grpc_health_check.py"
@@ -216,11 +216,11 @@ def test_the_pipeline_image_has_flower_for_the_monitoring_profile():
 
 def test_compose_builds_existing_targets_with_declared_args():
     for files in VARIANTS.values():
-        for name, service in compose_model(*files)["services"].items():
+        for name, service in compose_config(*files)["services"].items():
             build = service.get("build")
             if not build:
                 continue
-            assert build["context"] == ".", name
+            assert build["context"] == str(ROOT), name
             parsed = read_dockerfile(build["dockerfile"])
             if "target" in build:
                 assert build["target"] in [s.name for s in parsed.stages], (name, build["target"])
@@ -291,13 +291,13 @@ def test_volume_mount_points_exist_for_the_image_user():
     """A fresh named volume takes the owner of the image's folder; the images run as a user."""
     dockerfiles = {"docker/worker.Dockerfile": "runtime", "docker/pipeline.Dockerfile": "pipeline"}
     for files in VARIANTS.values():
-        for name, service in compose_model(*files)["services"].items():
+        for name, service in compose_config(*files)["services"].items():
             if "build" not in service:
                 continue
             stage = read_dockerfile(service["build"]["dockerfile"]).stage(dockerfiles[service["build"]["dockerfile"]])
             runs = " ".join(stage.all("RUN"))
             for volume in service.get("volumes", []):
-                target = volume.split(":")[1]
+                target = volume["target"]
                 assert f"mkdir -p {target}" in runs and f"chown crossrank {target}" in runs, (name, target)
 
 
@@ -305,7 +305,7 @@ def test_compose_healthcheck_script_is_the_one_copied():
     stage = read_dockerfile("docker/worker.Dockerfile").stages[-1]
     destinations = {copy_sources(c)[2]: copy_sources(c)[1] for c in stage.all("COPY")}
     for files in VARIANTS.values():
-        for name, service in compose_model(*files)["services"].items():
+        for name, service in compose_config(*files)["services"].items():
             args = argv(service["healthcheck"]["test"])
             if args[0] == "python" and args[1].endswith(".py"):
                 assert destinations.get(args[1]) == ["docker/grpc_health_check.py"], (name, args)
@@ -417,6 +417,6 @@ def test_health_check_reports_an_unreadable_certificate(worker, tmp_path):
 
 def test_compose_workers_run_the_health_check_with_their_own_port():
     for files in VARIANTS.values():
-        for name, service in compose_model(*files)["services"].items():
+        for name, service in compose_config(*files)["services"].items():
             if "grpc_health_check.py" in " ".join(argv(service["healthcheck"]["test"])):
                 assert environment(service).get("CROSSRANK_PORT") == "50051", name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,10 @@ SKIPPED = {".git", ".venv", "node_modules"}
 
 
 def dockerfiles() -> list[Path]:
-    found = [p for p in ROOT.rglob("*Dockerfile*") if not SKIPPED & set(p.relative_to(ROOT).parts)]
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d not in SKIPPED]  # not into the venv's packages
+        found += [Path(folder) / f for f in files if "Dockerfile" in f]
     assert found, "no Dockerfile found: the pattern is wrong"
     return sorted(found)
 

@@ -57,6 +57,7 @@ def _served(log: Path, kind: str) -> int:
                if line.startswith("{") and json.loads(line).get("msg") == f"{kind} done")
 
 
+@pytest.mark.slow
 def test_up_runs_the_flow_and_stops_everything_on_ctrl_c(tiny_cross_encoder, tiny_bi_encoder, tmp_path):
     # Nothing listens on this port: `up` must start its own redis-server.
     private_redis = f"redis://127.0.0.1:{free_port()}/0"
@@ -113,6 +114,7 @@ def test_up_runs_the_flow_and_stops_everything_on_ctrl_c(tiny_cross_encoder, tin
             pass
 
 
+@pytest.mark.slow
 def test_jobs_spread_over_two_workers_and_carry_on_when_one_stops(
         tiny_cross_encoder, tiny_bi_encoder, tmp_path, redis_db13, monkeypatch):
     # Small chunks and batches: many Embed calls, so both workers get some before one stops.
@@ -160,6 +162,7 @@ def test_stack_refuses_embedded_chroma_with_several_writers():
         LocalStack(pipeline_workers=2, embedded_chroma=True)
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_flow(tiny_cross_encoder, tiny_bi_encoder, redis_db13):
     """The README's main job, with tiny models: a direct rerank, an index job, a rerank job, results."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CROSSRANK_MODEL": str(tiny_cross_encoder),

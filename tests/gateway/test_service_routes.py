@@ -51,3 +51,11 @@ def test_gateway_stops_with_the_server(tiny_cross_encoder):
     server.stop(0)
     with pytest.raises(httpx.ConnectError):
         httpx.get(url)
+
+
+def test_each_cohere_route_reports_its_own_api_version(http):
+    body = {"model": "m", "query": "q", "documents": ["a", "b"]}
+    for version in ("1", "2"):
+        response = http.post(f"/v{version}/rerank", json=body)
+        assert response.status_code == 200
+        assert response.json()["meta"]["api_version"] == {"version": version}

@@ -37,6 +37,9 @@ def test_long_text_truncated_unless_truncate_is_false(http):
     refused = http.post("/rerank", json={"query": QUERY, "texts": texts, "truncate": False})
     assert refused.status_code == 422
     assert refused.json()["error_type"] == "Validation"
+    # TEI's own words, which its clients show and match, not the gRPC field names.
+    assert refused.json()["error"].startswith("Input validation error: `inputs` must have less than ")
+    assert "long_document" not in refused.json()["error"]
 
 
 def test_request_id_is_echoed(http):

@@ -8,6 +8,8 @@ check has teeth: a renumbered or retyped field fails, an added field and a new p
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -111,7 +113,7 @@ def test_buf_breaking_fails_on_a_breaking_change(edited, old, new, finding):
 
 
 def test_an_added_field_is_not_breaking(edited):
-    edit(edited, "uint32 max_queue_pairs = 14;", "uint32 max_queue_pairs = 14;\n  bool loading = 15;")
+    edit(edited, "message InfoRequest {}", "message InfoRequest {\n  bool verbose = 1;\n}")
     result = breaking(edited)
     assert result.returncode == 0, result.stdout
 
@@ -124,3 +126,16 @@ def test_a_new_package_version_may_change_anything(edited):
     edit(edited, "string query = 2;", "string query = 12;", v2)
     result = breaking(edited)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_docs_buf_commands_run_as_written():
+    guide = (ROOT / "docs" / "clients.md").read_text(encoding="utf-8")
+    commands = [line for block in re.findall(r"```bash\n(.*?)```", guide, flags=re.S)
+                for line in block.splitlines() if line.startswith(".venv/bin/buf ")]
+    assert len(commands) == 2, commands
+    if git("rev-parse", "--verify", "--quiet", "main").returncode != 0:
+        pytest.skip("no local main branch for `--against '.git#branch=main'` (a detached or single-branch clone)")
+    for command in commands:
+        words = shlex.split(command)
+        result = buf(*words[1:])
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"

@@ -6,6 +6,7 @@ proto's own descriptors. Only the address changes: localhost:50051 becomes the w
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -103,27 +104,29 @@ def tls_worker(tiny_cross_encoder, tmp_path_factory) -> Iterator[tuple[object, P
 
 
 @pytest.fixture
-def run(request, served, tmp_path) -> Callable[..., subprocess.CompletedProcess]:
-    """Runs a command as the docs show it, against the worker it is written for (or `worker`)."""
+def run(request, served, tmp_path) -> Callable[..., tuple[subprocess.CompletedProcess, Callable]]:
+    """Runs a command as the docs show it, against the worker it is written for (or `worker`);
+    returns its result and a factory of SDK clients for that same worker, the oracle."""
     grpcurl = dev_tool("grpcurl")
 
-    def run_command(command: str, worker: str = "") -> subprocess.CompletedProcess:
+    def run_command(command: str, worker: str = "") -> tuple[subprocess.CompletedProcess, Callable]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSRANK_")}
         env["PATH"] = os.pathsep.join([os.path.dirname(grpcurl), env["PATH"]])
-        cwd = tmp_path
+        cwd, client = tmp_path, {}
         worker = worker or ("tls" if "-cacert" in command else "token" if "authorization: Bearer" in command else "")
         if worker == "tls":
             server, cwd = request.getfixturevalue("tls_worker")
-            port = server.port
+            port, client["ca_cert"] = server.port, (cwd / "ca.pem").read_bytes()
         elif worker == "token":
             port = request.getfixturevalue("token_worker").port
-            env["CROSSRANK_AUTH_TOKEN"] = TOKEN
+            env["CROSSRANK_AUTH_TOKEN"] = client["token"] = TOKEN
         else:
             port = served.port
         # The docs' `W=localhost:50051`, or the address itself; localhost is in the TLS certificate.
         env["W"] = f"localhost:{port}"
-        return subprocess.run(["bash", "-c", command.replace(ADDRESS, env["W"])], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["bash", "-c", command.replace(ADDRESS, env["W"])], cwd=cwd, env=env,
+                                capture_output=True, text=True, timeout=60)
+        return result, functools.partial(CrossrankClient, env["W"], timeout=30, **client)
 
     return run_command
 
@@ -131,17 +134,17 @@ def run(request, served, tmp_path) -> Callable[..., subprocess.CompletedProcess]
 # -- what each command must print ------------------------------------------------------------------
 
 
-def expected_ranking(address: str, message: dict):
+def expected_ranking(sdk: Callable[[], CrossrankClient], message: dict):
     assert set(message) <= {"request_id", "query", "documents", "top_k", "return_documents", "raw_scores"}, message
-    with CrossrankClient(address, timeout=30) as client:
+    with sdk() as client:
         return client.rerank(message["query"], message["documents"], top_k=message.get("top_k", 0),
                              return_documents=message.get("return_documents", False),
                              raw_scores=message.get("raw_scores", False))
 
 
-def check_ranking(out: dict, message: dict, address: str) -> None:
+def check_ranking(out: dict, message: dict, sdk: Callable[[], CrossrankClient]) -> None:
     """grpcurl prints the proto's field names and leaves out zero values (index 0, a score of 0)."""
-    expected = expected_ranking(address, message)
+    expected = expected_ranking(sdk, message)
     assert out.get("request_id", "") == message.get("request_id", "")
     assert [r.get("index", 0) for r in out["results"]] == [r.index for r in expected.results]
     np.testing.assert_allclose([r.get("score", 0.0) for r in out["results"]], [r.score for r in expected.results],
@@ -151,7 +154,7 @@ def check_ranking(out: dict, message: dict, address: str) -> None:
     assert out["model"] == expected.model and int(out["usage"]["pairs"]) == len(message["documents"])
 
 
-def check(command: str, stdout: str, address: str) -> None:
+def check(command: str, stdout: str, sdk: Callable[[], CrossrankClient]) -> None:
     target = shlex.split(command)[-1]
     service = pb.DESCRIPTOR.services_by_name["Reranker"]
     if target == "list":
@@ -165,16 +168,16 @@ def check(command: str, stdout: str, address: str) -> None:
             assert f" {field.name} = {field.number};" in stdout, (field.name, stdout)
     elif target == f"{service.full_name}/Rerank":
         (message,), (out,) = request_messages(command), json_messages(stdout)
-        check_ranking(out, message, address)
+        check_ranking(out, message, sdk)
     elif target == f"{service.full_name}/RerankStream":
         messages, outs = request_messages(command), json_messages(stdout)
         by_id = {out["request_id"]: out for out in outs}
         assert sorted(by_id) == sorted(m["request_id"] for m in messages), stdout
         for message in messages:
-            check_ranking(by_id[message["request_id"]], message, address)
+            check_ranking(by_id[message["request_id"]], message, sdk)
     elif target == f"{service.full_name}/Info":
         (out,) = json_messages(stdout)
-        with CrossrankClient(address, timeout=30) as client:
+        with sdk() as client:
             info = client.info()
         assert (out["model"], out["device"], out["max_input_length"]) == \
             (info.model, info.device, info.max_input_length)
@@ -185,10 +188,10 @@ def check(command: str, stdout: str, address: str) -> None:
 
 
 @pytest.mark.parametrize(("doc", "command"), COMMANDS, ids=[f"{d}:{shlex.split(c)[-1]}" for d, c in COMMANDS])
-def test_grpcurl_command_works_as_written(run, served, doc, command):
-    result = run(command)
+def test_grpcurl_command_works_as_written(run, doc, command):
+    result, sdk = run(command)
     assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
-    check(command, result.stdout, served.address)
+    check(command, result.stdout, sdk)
 
 
 def test_the_docs_have_the_commands_the_test_expects():
@@ -205,5 +208,14 @@ def test_a_call_without_the_token_is_refused(run, token_worker):
     command = next(c for _, c in COMMANDS if "authorization: Bearer" in c)
     unauthenticated = command.replace('-H "authorization: Bearer $CROSSRANK_AUTH_TOKEN"', "")
     assert unauthenticated != command
-    result = run(unauthenticated, worker="token")
+    result, _ = run(unauthenticated, worker="token")
     assert result.returncode != 0 and "Code: Unauthenticated" in result.stderr, result.stderr
+
+
+def test_the_error_the_docs_quote_is_what_grpcurl_prints(run):
+    quoted = re.search(r"`Code: (\w+)  Message: ([^`]+)`", DOCS["docs/clients.md"])
+    assert quoted, "docs/clients.md no longer quotes an error"
+    no_documents = """'{"query": "q", "documents": []}'"""
+    result, _ = run(f"grpcurl -plaintext -d {no_documents} {ADDRESS} crossrank.v1.Reranker/Rerank")
+    assert result.returncode != 0
+    assert f"Code: {quoted[1]}\n  Message: {quoted[2]}\n" in result.stderr, result.stderr

@@ -34,8 +34,8 @@ DOCS = [
 ]
 TOKEN = "node-s3cret"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                                reason="node and npm are needed to run the Node.js client example")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                                                    reason="node and npm are needed to run the Node.js client example")]
 
 
 @pytest.fixture(scope="module")

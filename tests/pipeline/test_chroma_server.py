@@ -20,6 +20,8 @@ from crossrank.pipeline.documents import content_id
 from crossrank.pipeline.passages import split_passages
 from crossrank.pipeline.store import open_collection
 
+pytestmark = pytest.mark.slow  # end to end, with real processes: `pytest -m 'not slow'` skips it
+
 PASSAGE_CHARS, OVERLAP = 60, 15
 
 

@@ -11,6 +11,8 @@ from tls_support import write_self_signed_certificate
 
 from crossrank import pipeline
 
+pytestmark = pytest.mark.slow  # end to end, with real processes: `pytest -m 'not slow'` skips it
+
 TOKEN = "pipeline-s3cret"
 
 

@@ -15,6 +15,8 @@ from crossrank import pipeline
 from crossrank.pipeline.store import CollectionNotFound, open_collection
 from crossrank.protos.net import free_port
 
+pytestmark = pytest.mark.slow  # end to end, with real processes: `pytest -m 'not slow'` skips it
+
 
 def test_a_job_waits_for_a_late_grpc_worker_and_completes(redis_db, tiny_cross_encoder, tiny_bi_encoder, tmp_path):
     port = free_port()  # nothing listens here yet

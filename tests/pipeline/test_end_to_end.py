@@ -18,6 +18,8 @@ from crossrank.pipeline.passages import split_passages
 from crossrank.pipeline.search import TwoStageRetriever
 from crossrank.pipeline.store import open_collection
 
+pytestmark = pytest.mark.slow  # end to end, with real processes: `pytest -m 'not slow'` skips it
+
 INITIAL_K, TOP_K = 10, 3
 RECORD_KEYS = {"job_id", "query_id", "query", "rank", "initial_rank", "score", "doc_id", "passage_id", "text", "model"}
 

@@ -242,3 +242,21 @@ def test_running_chunks_report_progress_that_counting_replaces(redis_db, prefix)
     job = store.get(job_id)
     assert (job.done, job.progress, job.counts["pairs"]) == (5, 6, 100)
     assert job.as_dict()["in_flight"] == {"items": 1, "queries": 1, "pairs": 20}
+
+
+def test_a_rerank_chunk_shows_its_progress_per_query(redis_db, prefix):
+    from crossrank.pipeline.chunks import RerankChunk
+    from crossrank.pipeline.documents import Query
+    from crossrank.pipeline.search import SearchResult
+    from crossrank.pipeline.tasks import ChunkProgress
+
+    store = JobStore.from_url(redis_db, prefix)
+    job_id = store.create("rerank", "docs", total=3, chunks=1, params={}, counts={"queries": 0, "pairs": 0})
+    store.start(job_id, 0, "o")
+    progress = ChunkProgress(store, RerankChunk(job_id, 0, "docs", "docs-results", 8, 3,
+                                                [Query(f"q{i}", "text") for i in range(3)]))
+    progress(SearchResult("text", [], pairs=8))
+    job = store.get(job_id)
+    assert (job.done, job.progress, job.in_flight) == (0, 1, {"items": 1, "queries": 1, "pairs": 8})
+    progress(SearchResult("text", [], error=ValueError("refused")))  # a failed query: an item, no pairs
+    assert progress.so_far == {"items": 2, "queries": 1, "pairs": 8}

@@ -9,18 +9,18 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import free_port
 from pipeline_support import CORPUS, QUERIES, CeleryWorker, ChromaServer, Pipeline, base_env, settings_for, wait_for
 
 from crossrank import pipeline
 from crossrank.pipeline.local_process import LocalProcess
 from crossrank.pipeline.store import open_collection
+from crossrank.protos.net import free_port
 
 COLLECTION = "faults"
 INITIAL_K, TOP_K = 8, 3
 STALL_SECONDS = "3"
 # One query per chunk: a job of many small chunks, so that a fault lands in the middle of it.
-QUERY_RECORDS = [{"id": f"q{i:02d}", "text": f"{QUERIES[i % len(QUERIES)]} {i}"} for i in range(36)]
+QUERY_RECORDS = [{"id": f"q{i:02d}", "text": f"{QUERIES[i % len(QUERIES)]} {i}"} for i in range(24)]
 
 
 class RedisServer:
@@ -61,10 +61,11 @@ class RedisServer:
 
 
 def pool_pids(worker: CeleryWorker) -> list[int]:
-    from crossrank.pipeline.stack import control_app
+    from crossrank.pipeline.stack import celery_node_reply
 
-    stats = control_app(settings_for(worker.env).redis_url).control.inspect([worker.node], timeout=5).stats()
-    return stats[worker.node]["pool"]["processes"]
+    stats = celery_node_reply(worker.node, settings_for(worker.env).redis_url, "stats", timeout=5)
+    assert stats, f"no stats from {worker.node}"
+    return stats["pool"]["processes"]
 
 
 def restart_chroma(server: ChromaServer) -> None:

@@ -8,8 +8,8 @@ import subprocess
 import chromadb
 import pytest
 from chromadb.config import Settings
-from conftest import crossrank_command
 from pipeline_support import base_env
+from support.workers import crossrank_command
 
 from crossrank.pipeline.masking import mask_url, write_env_file
 from crossrank.pipeline.settings import PipelineSettings, SettingsError

@@ -46,7 +46,7 @@ class WorkerProcess:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--model", str(cross_encoder),
-                "--embed-model", str(bi_encoder) if bi_encoder else "none", "--device", "cpu",
+                "--embed-model", str(bi_encoder) if bi_encoder else "none", "--device", "cpu", "--dtype", "fp32",
                 "--grace-seconds", "1", *extra]
         log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-worker-{self.port}.log"
         self.log = open(log_path, "w+")  # noqa: SIM115 (open for the process's lifetime)

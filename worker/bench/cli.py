@@ -22,13 +22,14 @@ def _default_data() -> Path | None:
 
 
 def _echo_summary(result: dict) -> None:
-    click.echo(f"{'run':<16}{'pairs/s':>10}{'tokens/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-               f"{'x (a)':>8}{'MFU':>8}{'MFU/bf16':>10}")
-    rows = [result["runs"]["a_predict"], *result["sweep"], result["runs"]["d_stream"]]
-    for r in rows:
+    click.echo(f"{'run':<17}{'pairs/s':>9}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+               f"{'x (a)':>7}{'MFU':>7}{'MFU/bf16':>9}{'cpu':>6}")
+    runs = result["runs"]
+    rows = [runs[k] for k in ("a_predict", "p_query", "p_sorted", "tokenizer_1_core", "m_model_only")]
+    for r in [*rows, *result["sweep"], runs["d_stream"]]:
         bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
-        click.echo(f"{r['name']:<16}{r['pairs_per_s']:>10.1f}{r['tokens_per_s']:>11.0f}{r['p50_ms']:>9.0f}"
-                   f"{r['p95_ms']:>9.0f}{r['p99_ms']:>9.0f}{r['ratio_vs_a']:>8.2f}{r['mfu']:>8.1%}{bf16:>10}")
+        click.echo(f"{r['name']:<17}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}"
+                   f"{r['p99_ms']:>8.0f}{r['ratio_vs_a']:>7.2f}{r['mfu']:>7.1%}{bf16:>9}{r['cpu_use']:>6.2f}")
     for name, t in result["targets"].items():
         click.echo(f"target {name}: {t['value']} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
     for mode, acc in result.get("accuracy", {}).get("modes", {}).items():
@@ -45,8 +46,9 @@ def _echo_summary(result: dict) -> None:
 @click.option("--tokenizer", default=None, help="Tokenizer for an architecture name (default: MiniLM's WordPiece).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="Worker precision; auto is fp32 on the CPU. (a) always runs fp32, the write-up's way.")
-@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]))
+              help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]),
+              help="The worker's model runtime: torch, or ONNX Runtime (fp32 or int8).")
 @click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
 @click.option("--fixed-length", type=int, default=0, show_default=True,
               help="Every document this many tokens; 0 = log-normal lengths in [20, 500].")
@@ -55,7 +57,8 @@ def _echo_summary(result: dict) -> None:
 @click.option("--max-batch-tokens", type=int, default=4096, show_default=True, help="The worker's token budget.")
 @click.option("--max-batch-pairs", type=int, default=32, show_default=True, help="The worker's pairs per batch.")
 @click.option("--threads", type=int, default=0, help="torch threads; 0 = all cores.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random workload: same seed, same pairs.")
 @click.option("--accuracy", is_flag=True, help="Also score a fixed set in fp32, bf16, onnx and onnx-int8.")
 @click.option("--accuracy-model", default=None,
               help="Trained model for --accuracy (default: --model when it is a path).")
@@ -66,7 +69,11 @@ def _echo_summary(result: dict) -> None:
               help="Folder for report.json and report.png.")
 def bench(model, tokenizer, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
           max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, out) -> None:
-    """Measure the worker against CrossEncoder.predict(batch_size=32) on the same model and pairs."""
+    """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
+
+    --model tiny (one layer, hidden 32) measures the host path alone: compare the worker with
+    the one-core tokenizer rate of the same run.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch

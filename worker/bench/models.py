@@ -17,6 +17,10 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     # sentence-transformers' MiniLM-L6 cross-encoders (ms-marco-MiniLM-L-6-v2): BERT, 6 x 384.
     "minilm-l6": dict(kind="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6,
                       num_attention_heads=12, intermediate_size=1536, max_position_embeddings=512),
+    # The host-ceiling model: one layer, hidden 32, so the model costs almost nothing and a run measures
+    # the worker's own path (gRPC, tokenizing, scheduling, collating, post-processing).
+    "tiny": dict(kind="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=512),
     # BAAI/bge-reranker-v2-m3: XLM-RoBERTa large, 24 x 1024, vocab 250002, 8k positions.
     "bge-reranker-v2-m3": dict(kind="xlm-roberta", vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
                                num_attention_heads=16, intermediate_size=4096, max_position_embeddings=8194,

@@ -1,6 +1,8 @@
-"""The four ways of scoring the same workload: (a) in-process predict, (b) unary, (c) concurrent, (d) stream.
+"""The ways of scoring the same workload: (a) in-process predict, (p) the peer at the serving dtype,
+(m) the worker's model alone, (b) unary, (c) concurrent, (d) stream; and one core's tokenizer rate.
 
-Each returns a Run: the wall time of the whole workload and every request's latency. The
+Each returns a Run: the wall time of the whole workload, every request's latency, and the
+process's CPU time over the run (process CPU seconds / wall = cores kept busy). The
 worker is driven through the raw generated stubs (crossrank.protos), not the SDK: the worker
 package may not import the client (layering), and raw stubs keep client-side cost minimal.
 """
@@ -31,30 +33,87 @@ class Run:
     wall_s: float
     latencies_s: list[float]
     concurrency: int = 1
+    cpu_s: float = 0.0
 
 
-def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_size: int = 32) -> Run:
+class _Clock:
+    """Wall and process CPU time from the start of a run."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def run(self, name: str, latencies: list[float], concurrency: int = 1) -> Run:
+        return Run(name, time.perf_counter() - self.wall, latencies, concurrency, time.process_time() - self.cpu)
+
+
+def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_size: int = 32,
+                dtype: torch.dtype | None = None, one_call: bool = False, name: str = "a_predict") -> Run:
     """(a) The original write-up's way: one CrossEncoder.predict per query, batch_size 32, fp32.
 
     sentence-transformers 6.x already sorts one call's pairs by length, so this baseline
-    pads only within a query; what it cannot do is share batches across queries.
+    pads only within a query; what it cannot do is share batches across queries. With `dtype`
+    it is (p), the peer at the worker's precision (weights stored in it), per query or, with
+    `one_call`, every pair in one sorted call.
     """
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(model_path, device=device)
+    model = CrossEncoder(model_path, device=device, model_kwargs={"dtype": dtype} if dtype else {})
     model.predict([(workload[0].query, d) for d in workload[0].documents[:batch_size]],
                   batch_size=batch_size, show_progress_bar=False)  # warm-up, like the worker's
+    calls = [[(q.query, d) for q in workload for d in q.documents]] if one_call else [
+        [(q.query, d) for d in q.documents] for q in workload]
     latencies = []
-    start = time.perf_counter()
-    for q in workload:
+    clock = _Clock()
+    for pairs in calls:
         t0 = time.perf_counter()
-        model.predict([(q.query, d) for d in q.documents], batch_size=batch_size, show_progress_bar=False)
+        model.predict(pairs, batch_size=batch_size, show_progress_bar=False)
         latencies.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - start
+    run = clock.run(name, latencies)
     del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return Run("a_predict", wall, latencies)
+    return run
+
+
+def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> Run:
+    """(m) The worker's own runtime fed pre-tokenized, pre-padded, length-sorted batches: the ceiling.
+
+    Tokenizing and padding happen before the clock starts; the clock sees forward passes and
+    their results only, batched by the worker's own token and pair budgets.
+    """
+    from crossrank.worker.engine.scheduler import Ticket
+
+    rows = [(t, i) for q in workload for t in [Ticket(runtime.encoder.encode(q.query, q.documents))]
+            for i in range(t.size)]
+    rows.sort(key=lambda r: int(r[0].tokens.lengths[r[1]]))
+    batches, batch = [], []
+    for row in rows:
+        length = int(row[0].tokens.lengths[row[1]])
+        if batch and (len(batch) == max_pairs or length * (len(batch) + 1) > max_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(row)
+    batches.append(batch)
+    collated = [runtime.collate(b) for b in batches]
+    runtime.fetch(runtime.forward(collated[-1]))  # warm-up at the longest shape
+    clock = _Clock()
+    outputs = [runtime.forward(features) for features in collated]  # on a GPU, launches only
+    for output in outputs:
+        runtime.fetch(output)
+    run = clock.run("m_model_only", [], 1)
+    run.latencies_s = [run.wall_s]
+    return run
+
+
+def run_tokenizer(tokenizer, workload: list[BenchQuery], max_length: int) -> Run:
+    """One core's tokenizer rate: the model's own fast tokenizer, one call per query, on this thread."""
+    clock = _Clock()
+    latencies = []
+    for q in workload:
+        t0 = time.perf_counter()
+        tokenizer([q.query] * len(q.documents), q.documents, truncation="only_second", max_length=max_length)
+        latencies.append(time.perf_counter() - t0)
+    return clock.run("tokenizer_1_core", latencies)
 
 
 def _request(q: BenchQuery, i: int) -> pb.RerankRequest:
@@ -81,17 +140,17 @@ def run_concurrent(address: str, workload: list[BenchQuery], concurrency: int, n
             errors.put(exc)
 
     threads = [threading.Thread(target=client, args=(s,), daemon=True) for s in stubs]
-    start = time.perf_counter()
+    clock = _Clock()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
+    run = clock.run(name or f"concurrency_{concurrency}", latencies, concurrency)
     for c in channels:
         c.close()
     if not errors.empty():
         raise errors.get()
-    return Run(name or f"concurrency_{concurrency}", wall, latencies, concurrency)
+    return run
 
 
 def run_stream(address: str, workload: list[BenchQuery], in_flight: int) -> Run:
@@ -112,9 +171,8 @@ def run_stream(address: str, workload: list[BenchQuery], in_flight: int) -> Run:
     with grpc.insecure_channel(address, _OPTIONS) as channel:
         stub = pb_grpc.RerankerStub(channel)
         stub.Info(pb.InfoRequest(), timeout=30)
-        start = time.perf_counter()
+        clock = _Clock()
         for response in stub.RerankStream(requests(), timeout=_TIMEOUT_S):
             latencies[int(response.request_id)] = time.perf_counter() - sent[response.request_id]
             slots.release()
-        wall = time.perf_counter() - start
-    return Run("d_stream", wall, latencies, in_flight)
+        return clock.run("d_stream", latencies, in_flight)

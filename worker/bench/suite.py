@@ -1,4 +1,5 @@
-"""One benchmark run: the same model and pairs through (a), then a worker under (b), (c) and (d).
+"""One benchmark run: the same model and pairs through (a), (p) and one core's tokenizer, then a
+worker's model alone (m) and the worker under (b), (c) and (d).
 
 The worker runs in this process (create_server on port 0): one model load, the same torch
 thread settings as (a), and no second interpreter competing for the two cores. The clients
@@ -7,6 +8,7 @@ use gRPC over loopback like any other client, so requests pay the full serialisa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -54,9 +56,15 @@ def _peaks(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
     return {names[d]: mfu.matmul_peak(d, device) for d in sorted(wanted, key=str)}
 
 
+def _ratio(name: str, value: float, reference: float, target: float, at_most: bool = False) -> dict[str, Any]:
+    ratio = round(value / reference, 3) if reference else 0.0
+    return {name: {"value": ratio, "target": target, "met": ratio <= target if at_most else ratio >= target}}
+
+
 def run(cfg: BenchConfig) -> dict[str, Any]:
     from transformers import AutoConfig
 
+    from crossrank.worker.engine.device import place
     from crossrank.worker.server import create_server
 
     levels = sorted(set(cfg.levels) | {1, cfg.concurrency})
@@ -65,8 +73,13 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     machine = report.machine()
 
+    serving = place(cfg.device, cfg.dtype)
     log.info("(a) CrossEncoder.predict over %d queries", len(workload))
     a_run = runners.run_predict(cfg.model_path, workload, cfg.device)
+    log.info("(p) sentence-transformers at %s, per query and in one sorted call", serving.dtype_name)
+    peer = [runners.run_predict(cfg.model_path, workload, cfg.device, dtype=serving.dtype, name="p_query"),
+            runners.run_predict(cfg.model_path, workload, cfg.device, batch_size=128, dtype=serving.dtype,
+                                one_call=True, name="p_sorted")]
 
     server = create_server(_worker_settings(cfg))
     try:
@@ -75,10 +88,13 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         engine = server.engine
         placement = engine.placement
         # Lengths as the worker feeds them (query capped, truncated), shared by every mode.
-        lengths = [[e.length for e in engine.encoder.encode(q.query, q.documents)] for q in workload]
+        lengths = [engine.encoder.encode(q.query, q.documents).lengths.tolist() for q in workload]
+        tokenizer_run = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
+        log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
+        model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)
         worker_runs = [runners.run_concurrent(server.address, workload, c) for c in levels]
         stream_run = runners.run_stream(server.address, workload, cfg.concurrency)
-        info = engine.info()
+        info = dataclasses.asdict(engine.info())
     finally:
         server.stop(1.0)
 
@@ -90,17 +106,20 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         return report.summarize(r, pairs, tokens, flops, peaks[peak_name], peaks.get("bf16"), baseline)
 
     a = summary(a_run, "fp32", None)  # (a) always runs the write-up's default precision, fp32
-    serving = info["dtype"] if cfg.backend == "torch" else "fp32"
-    sweep = [summary(r, serving, a["pairs_per_s"]) for r in worker_runs]
+    serving_name = info["dtype"] if cfg.backend == "torch" else "fp32"
+    sweep = [summary(r, serving_name, a["pairs_per_s"]) for r in worker_runs]
     by_level = {s["concurrency"]: s for s in sweep}
-    runs = {"a_predict": a, "b_unary": by_level[1], "c_concurrent": by_level[cfg.concurrency],
-            "d_stream": summary(stream_run, serving, a["pairs_per_s"])}
+    runs = {"a_predict": a,
+            **{r.name: summary(r, serving_name, a["pairs_per_s"]) for r in (*peer, model_run, tokenizer_run)},
+            "b_unary": by_level[1], "c_concurrent": by_level[cfg.concurrency],
+            "d_stream": summary(stream_run, serving_name, a["pairs_per_s"])}
     worker_best = max([*sweep, runs["d_stream"]], key=lambda s: s["pairs_per_s"])
+    worker_rate = max(runs["c_concurrent"]["pairs_per_s"], runs["d_stream"]["pairs_per_s"])
     return {
         "schema": report.SCHEMA,
         "date": started,
         "machine": machine | {"load_average_after": os.getloadavg()},
-        "config": asdict(cfg) | {"levels": levels, "serving_dtype": serving, "worker_info": info},
+        "config": asdict(cfg) | {"levels": levels, "serving_dtype": serving_name, "worker_info": info},
         "model": {"label": cfg.model_label, "path": cfg.model_path, **asdict(shape),
                   "mean_flops_per_pair": flops / pairs},
         "workload": {
@@ -123,5 +142,10 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             "mfu_vs_bf16_peak": {"value": worker_best["mfu_vs_bf16_peak"], "target": 0.5,
                                  "met": bool(worker_best["mfu_vs_bf16_peak"] and
                                              worker_best["mfu_vs_bf16_peak"] >= 0.5)},
+            **_ratio("worker_vs_model_only", worker_rate, runs["m_model_only"]["pairs_per_s"], 0.9),
+            **_ratio("worker_vs_peer_sorted", worker_rate, runs["p_sorted"]["pairs_per_s"], 3.0),
+            **_ratio("worker_vs_tokenizer_1_core", worker_rate, runs["tokenizer_1_core"]["pairs_per_s"], 1.5),
+            **_ratio("one_client_p50_vs_peer", runs["b_unary"]["p50_ms"], runs["p_query"]["p50_ms"], 1.2,
+                     at_most=True),
         },
     }

@@ -76,7 +76,3 @@ def make_workload(n_queries: int, seed: int = 0, fixed_length: int = 0, min_docs
         docs = [_text(rng, language, int(n)) for n in lengths]
         workload.append(BenchQuery(query, docs, language, lengths.tolist()))
     return workload
-
-
-def pair_count(workload: list[BenchQuery]) -> int:
-    return sum(len(q.documents) for q in workload)

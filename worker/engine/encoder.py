@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from crossrank.worker.engine.types import LongDocument
-from crossrank.worker.errors import InvalidInputError
+from crossrank.worker.errors import TooLongError
 
 
 @dataclass(frozen=True)
@@ -183,9 +183,10 @@ class PairEncoder:
             too_long = tokens.sources[tokens.lengths > self.max_length].tolist()
             if too_long:
                 shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
-                raise InvalidInputError(
+                raise TooLongError(
                     f"{len(too_long)} document(s) exceed the model's {self.max_length} tokens with the query "
-                    f"(indexes {shown}); shorten them, or send long_document TRUNCATE or WINDOW"
+                    f"(indexes {shown}); shorten them, or send long_document TRUNCATE or WINDOW",
+                    self.max_length, int(tokens.lengths.max()),
                 )
             return tokens
         texts: list[str] = []

@@ -36,8 +36,9 @@ from crossrank.worker.engine.types import (
     ScoreOutcome,
     Usage,
 )
-from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.errors import DeadlineError, InvalidInputError, NotReadyError, NotServedError, OverloadedError
 from crossrank.worker.metrics import WorkerMetrics
+from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger("crossrank.worker.engine")
@@ -80,7 +81,8 @@ def _await(ticket: Ticket, hook: TicketHook | None) -> Ticket:
         hook(ticket)
     timeout = None if ticket.deadline is None else max(0.0, ticket.deadline - time.perf_counter())
     try:
-        ticket.wait(timeout)
+        if not ticket.wait(timeout):
+            ticket._finish(DeadlineError("deadline passed before the request was scored; its work was dropped"))
     finally:
         ticket.cancel()  # a no-op once the ticket is done
     return ticket
@@ -116,9 +118,11 @@ class Engine:
         """Load, pin and warm up the models; `ready` turns true only after a warm-up pass."""
         s = self.settings
         t0 = time.perf_counter()
+        check_model_sources(s)
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
+                                          s.onnx_cache)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
@@ -244,6 +248,7 @@ class Engine:
     def _tokenize(self, batcher: Batcher, ticket: Ticket, pairs: int, encode: Callable[[], Tokens]) -> None:
         try:
             if ticket.done:  # cancelled while it waited for a tokenizer
+                batcher.observer.dropped(pairs)
                 return
             started = time.perf_counter()
             ticket.tokens = encode()

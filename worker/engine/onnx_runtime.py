@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("CROSSRANK_ONNX_CACHE", Path.home() / ".cache" / "crossrank" / "onnx"))
-
-
 def _fingerprint(model_id: str) -> str:
     """Model id plus, for a local model, its weights' sizes and times: new weights mean a new export."""
     parts = [str(Path(model_id).resolve()) if Path(model_id).exists() else model_id]
@@ -58,10 +54,10 @@ def _quantize(source: Path, path: Path) -> None:
 class OnnxCrossEncoder:
     """Runs a batch of padded numpy arrays through ONNX Runtime; returns one logit per row."""
 
-    def __init__(self, model_id: str, model: torch.nn.Module, tokenizer: Any, int8: bool = False):
+    def __init__(self, model_id: str, model: torch.nn.Module, tokenizer: Any, cache: str, int8: bool = False):
         import onnxruntime as ort
 
-        folder = _cache_root() / _fingerprint(model_id)
+        folder = Path(cache).expanduser() / _fingerprint(model_id)
         folder.mkdir(parents=True, exist_ok=True)
         fp32 = folder / "model.onnx"
         if not fp32.exists():

@@ -22,6 +22,7 @@ import torch
 from crossrank.worker.engine.device import Placement
 from crossrank.worker.engine.encoder import PairEncoder, pad
 from crossrank.worker.engine.scheduler import Row
+from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class CrossEncoderRuntime(_TorchForward):
     """Scores padded (query, document) batches; outputs raw logits as float32."""
 
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
-                 max_query_share: float = 0.25):
+                 max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache):
         from sentence_transformers import CrossEncoder
 
         self.model_id = model_id
@@ -113,7 +114,8 @@ class CrossEncoderRuntime(_TorchForward):
             # The torch model is the export's source; the ONNX session then serves every batch.
             from crossrank.worker.engine.onnx_runtime import OnnxCrossEncoder
 
-            self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, int8=backend == "onnx-int8")
+            self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, onnx_cache,
+                                         int8=backend == "onnx-int8")
 
     def forward(self, batch: _Batch) -> Any:
         if self.onnx is not None:

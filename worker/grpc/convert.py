@@ -94,6 +94,8 @@ def embed_response(request_id: str, model: str, outcome: EmbedOutcome) -> pb.Emb
     )
 
 
-def info_response(info: EngineInfo) -> pb.InfoResponse:
+def info_response(info: EngineInfo, state: int = pb.WORKER_STATE_READY, loading_seconds: float = 0.0,
+                  load_error: str = "") -> pb.InfoResponse:
     fields = pb.InfoResponse.DESCRIPTOR.fields_by_name
-    return pb.InfoResponse(**{k: v for k, v in dataclasses.asdict(info).items() if k in fields})
+    return pb.InfoResponse(**{k: v for k, v in dataclasses.asdict(info).items() if k in fields}, state=state,
+                           loading_seconds=loading_seconds, load_error=load_error)

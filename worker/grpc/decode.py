@@ -8,7 +8,7 @@ and a stream keeps what it had already received.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -29,6 +29,6 @@ def parse(deserialize: Callable[[bytes], Any], raw: bytes) -> Any:
             "sends the crossrank.v1 message the method expects, whole and with UTF-8 strings") from exc
 
 
-def parse_each(deserialize: Callable[[bytes], Any], raws: Iterator[bytes]) -> Iterator[Any]:
-    for raw in raws:
+async def parse_each(deserialize: Callable[[bytes], Any], raws: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    async for raw in raws:
         yield parse(deserialize, raw)

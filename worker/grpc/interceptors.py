@@ -1,24 +1,28 @@
-"""Server interceptors: errors mapped to status codes once, every outcome counted, and the bearer token."""
+"""Server interceptors (grpc.aio): errors mapped to status codes once, every outcome counted, the bearer token.
+
+Only the Reranker's methods are wrapped; health and reflection are left as they are.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
+from crossrank.protos import SERVICE_NAME
+from crossrank.worker.drain import Drain
 from crossrank.worker.grpc.decode import parse, parse_each
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
 
-# Health and reflection stay open so that load balancers and grpcurl work without a token.
-_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_RERANKER = f"/{SERVICE_NAME}/"
 _CALLER_GONE = (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED)
-
 
 # A handler's behaviour attribute, the factory that builds one, whether requests stream, whether responses do.
 _KINDS = (
@@ -45,55 +49,66 @@ def _rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any],
                    response_serializer=handler.response_serializer)
 
 
-def _outcome(exc: BaseException, context: grpc.ServicerContext) -> grpc.StatusCode:
-    """The status a failed call ends with; a caller that has gone away cancelled it or ran out of time."""
-    if context.is_active():
-        return status_of(exc)
+def _gone(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """Why a caller went away: its deadline passed, or it cancelled."""
     remaining = context.time_remaining()
     return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
         else grpc.StatusCode.CANCELLED
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Turns exceptions into status codes with actionable messages and counts every call's outcome."""
 
-    def __init__(self, metrics: WorkerMetrics):
+    def __init__(self, metrics: WorkerMetrics, drain: Drain):
         self.metrics = metrics
+        self.drain = drain
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(_RERANKER):
+            return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
         count = self.metrics.requests
 
-        def fail(exc: BaseException, context: grpc.ServicerContext) -> None:
-            code = _outcome(exc, context)
+        def gone(context) -> None:
+            code = _gone(context)
+            log.info("%s ended: %s", method, code.name.lower().replace("_", " "))
+            count.labels(method, code.name).inc()
+
+        async def fail(exc: BaseException, context) -> None:
+            exc = self.drain.reported(exc)
+            code = status_of(exc)
+            if code is grpc.StatusCode.CANCELLED:  # the caller is still here: the engine's wait hit the deadline
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
             if code is grpc.StatusCode.INTERNAL:
                 log.exception("%s failed", method, exc_info=exc)
-            elif code in _CALLER_GONE:  # expected: the client gave up; its queued work was dropped
-                log.info("%s ended: %s by the caller", method, code.name.lower().replace("_", " "))
+            elif code in _CALLER_GONE:
+                log.info("%s ended: %s", method, code.name.lower().replace("_", " "))
             count.labels(method, code.name).inc()
-            context.abort(code, message_of(exc))  # a no-op for a caller that has gone, and logs nothing
+            await context.abort(code, message_of(exc))
 
         def wrap(behavior, streams):
             if streams:
-                def stream_behavior(request, context) -> Iterator[Any]:
+                async def stream_behavior(request, context) -> AsyncIterator[Any]:
                     try:
-                        yield from behavior(request, context)
-                    except GeneratorExit:  # the caller went away mid-stream; gRPC stopped reading
-                        count.labels(method, "CANCELLED").inc()
+                        async for response in behavior(request, context):
+                            yield response
+                    except asyncio.CancelledError:
+                        gone(context)
                         raise
                     except Exception as exc:
-                        fail(exc, context)
+                        await fail(exc, context)
                     count.labels(method, "OK").inc()
                 return stream_behavior
 
-            def unary_behavior(request, context):
+            async def unary_behavior(request, context):
                 try:
-                    response = behavior(request, context)
+                    response = await behavior(request, context)
+                except asyncio.CancelledError:
+                    gone(context)
+                    raise
                 except Exception as exc:
-                    fail(exc, context)
+                    await fail(exc, context)
                 count.labels(method, "OK").inc()
                 return response
             return unary_behavior
@@ -101,30 +116,28 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return _rebuild(handler, wrap)
 
 
-class BearerTokenInterceptor(grpc.ServerInterceptor):
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses calls without `authorization: Bearer <token>` with UNAUTHENTICATED, and counts them."""
 
     def __init__(self, token: str, metrics: WorkerMetrics):
         self._expected = f"Bearer {token}".encode()
         self.metrics = metrics
 
-    def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.startswith(_OPEN_SERVICES):
-            return continuation(handler_call_details)
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(_RERANKER):
+            return handler  # health and reflection stay open, for load balancers and grpcurl
         metadata = dict(handler_call_details.invocation_metadata or ())
         given = str(metadata.get("authorization", "")).encode()
         if hmac.compare_digest(given, self._expected):
-            return continuation(handler_call_details)
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+            return handler
         message = "missing bearer token" if not given else "wrong bearer token"
         counted = self.metrics.requests.labels(handler_call_details.method.rsplit("/", 1)[-1], "UNAUTHENTICATED")
 
-        def wrap(_behavior, streams):
-            def deny(_request, context):
+        def wrap(_behavior, _streams):
+            async def deny(_request, context):
                 counted.inc()
-                context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                              f"{message}: send metadata authorization: Bearer <token>")
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    f"{message}: send metadata authorization: Bearer <token>")
             return deny
         return _rebuild(handler, wrap)

@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossrank.worker import __version__
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
-from crossrank.worker.errors import WorkerError
+from crossrank.worker.errors import InvalidInputError, TooLongError, WorkerError
 from crossrank.worker.http.disconnect import cancel_on_disconnect
 from crossrank.worker.http.errors import (
     engine_error_response,
@@ -59,16 +60,16 @@ def _request_id(request: Request, response: Response) -> str:
     return request_id
 
 
-def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
+def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAPI:
     """The routes, behind the gate (token, body limit) and, outermost, counting and logging every answer."""
     app = FastAPI(title="crossrank", version=__version__,
                   summary="Cross-encoder reranking: Cohere- and TEI-compatible endpoints")
-    app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes)
+    app.add_middleware(Gate, token=settings.auth_token, max_body_bytes=settings.http_max_body_bytes, drain=drain)
     app.add_middleware(CountAndLog, metrics=engine.metrics)
 
     @app.exception_handler(WorkerError)
     async def worker_error(_request: Request, exc: WorkerError) -> JSONResponse:
-        return engine_error_response(exc)
+        return engine_error_response(drain.reported(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def routing_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -79,21 +80,33 @@ def create_app(engine: Engine, settings: WorkerSettings) -> FastAPI:
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return malformed_request_response(list(exc.errors()))
 
-    @app.post("/v2/rerank", response_model=CohereRerankResponse,
-              response_model_exclude_none=True, responses=_ERRORS)
-    @app.post("/v1/rerank", response_model=CohereRerankResponse,
-              response_model_exclude_none=True, responses=_ERRORS)
-    async def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response
+    async def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response, api_version: str
                             ) -> CohereRerankResponse:
         query = cohere_query(body, _request_id(request, response))
         outcome = await cancel_on_disconnect(request, lambda hook: engine.rerank(query, None, hook))
-        return cohere_response(outcome, body.return_documents)
+        return cohere_response(outcome, body.return_documents, api_version)
+
+    @app.post("/v2/rerank", response_model=CohereRerankResponse, response_model_exclude_none=True,
+              responses=_ERRORS)
+    async def cohere_rerank_v2(body: CohereRerankRequest, request: Request, response: Response
+                               ) -> CohereRerankResponse:
+        return await cohere_rerank(body, request, response, "2")
+
+    @app.post("/v1/rerank", response_model=CohereRerankResponse, response_model_exclude_none=True,
+              responses=_ERRORS)
+    async def cohere_rerank_v1(body: CohereRerankRequest, request: Request, response: Response
+                               ) -> CohereRerankResponse:
+        return await cohere_rerank(body, request, response, "1")
 
     @app.post("/rerank", response_model=list[TeiRank], response_model_exclude_none=True,
               responses=_ERRORS)
     async def tei_rerank(body: TeiRerankRequest, request: Request, response: Response) -> list[TeiRank]:
         query = tei_query(body, _request_id(request, response))
-        outcome = await cancel_on_disconnect(request, lambda hook: engine.rerank(query, None, hook))
+        try:
+            outcome = await cancel_on_disconnect(request, lambda hook: engine.rerank(query, None, hook))
+        except TooLongError as exc:  # in TEI's words: its clients show and match this message
+            raise InvalidInputError(f"Input validation error: `inputs` must have less than {exc.max_length} "
+                                    f"tokens. Given: {exc.longest}") from None
         return tei_response(outcome, body.return_text)
 
     @app.get("/health")

@@ -8,7 +8,6 @@ call runs on a worker thread; meanwhile the event loop waits for `http.disconnec
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from crossrank.worker.engine import Ticket
+from crossrank.worker.tickets import CallTickets
 
 T = TypeVar("T")
 
@@ -27,20 +27,11 @@ async def _disconnected(request: Request) -> None:
 
 async def cancel_on_disconnect(request: Request, call: Callable[[Callable[[Ticket], None]], T]) -> T:
     """`call(ticket_hook)` on a thread; the hook's ticket is cancelled if the client disconnects first."""
-    gone = threading.Event()
-    tickets: list[Ticket] = []
-
-    def hook(ticket: Ticket) -> None:
-        tickets.append(ticket)
-        if gone.is_set():  # the client left while the request was being tokenized
-            ticket.cancel()
-
-    work = asyncio.ensure_future(run_in_threadpool(call, hook))
+    tickets = CallTickets()
+    work = asyncio.ensure_future(run_in_threadpool(call, tickets.hook))
     watch = asyncio.ensure_future(_disconnected(request))
     await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
     if not work.done():
-        gone.set()
-        for ticket in list(tickets):
-            ticket.cancel()
+        tickets.cancel_all()
     watch.cancel()
     return await work

@@ -1,4 +1,4 @@
-"""What every HTTP request passes before routing: the bearer token, then the body limit.
+"""What every HTTP request passes before routing: a draining worker's 503, the bearer token, the body limit.
 
 A pure ASGI layer, outside FastAPI, so that a request without the token is refused before a
 byte of its body is read, and a body over the limit is refused (413) before it is parsed or
@@ -13,6 +13,7 @@ import hmac
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crossrank.worker.drain import SHUTTING_DOWN, Drain
 from crossrank.worker.http.errors import error_response, json_error
 
 # Load balancers probe health without a token, as gRPC's health service stays open.
@@ -20,14 +21,20 @@ OPEN_PATHS = frozenset({"/health"})
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int, drain: Drain):
         self.app = app
+        self.drain = drain
         self._expected = f"Bearer {token}".encode() if token else b""
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.drain.started:
+            response = error_response(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN,
+                                      headers={"Connection": "close", "Retry-After": "1"})
+            await response(scope, receive, send)
             return
         headers = dict(scope["headers"])
         if self._expected and scope["path"] not in OPEN_PATHS:

@@ -14,6 +14,7 @@ import time
 
 import uvicorn
 
+from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.http.app import create_app
 from crossrank.worker.settings import WorkerSettings
@@ -36,18 +37,18 @@ def _bind(host: str, port: int) -> socket.socket:
 class HttpGateway:
     """The gateway's server; `port` is the bound one. Serves TLS with the gRPC server's certificate."""
 
-    def __init__(self, engine: Engine, settings: WorkerSettings):
+    def __init__(self, engine: Engine, settings: WorkerSettings, drain: Drain):
         self._socket = _bind(settings.host, max(settings.http_port, 0))
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(settings.tls_cert)
         config = uvicorn.Config(
-            create_app(engine, settings),
+            create_app(engine, settings, drain),
             log_config=None,  # keep the process's logging set-up (JSON lines) as it is
             access_log=False,  # the app logs each request with its request id instead
             lifespan="off",
             ssl_certfile=settings.tls_cert or None,
             ssl_keyfile=settings.tls_key or None,
-            timeout_graceful_shutdown=max(1, round(settings.grace_seconds)),
+            timeout_graceful_shutdown=settings.grace_seconds,  # type: ignore[arg-type] (a float works)
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
@@ -64,8 +65,14 @@ class HttpGateway:
         log.info("http gateway listening on port %d (%s)", self.port, "https" if self.tls else "http")
         return self
 
-    def stop(self, timeout: float = 10) -> None:
-        """Refuse new connections, let requests in flight finish, then return."""
+    def begin_stop(self) -> None:
+        """Refuse new connections; requests in flight have the grace period to finish."""
         self._server.should_exit = True
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the requests in flight; True once the server has stopped."""
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
         self._socket.close()
+        return True

@@ -7,12 +7,15 @@ once and answered with the documented error body, and the connection stays usabl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crossrank.worker.http.errors import engine_error_response
+from crossrank.worker.drain import SHUTTING_DOWN
+from crossrank.worker.http.errors import engine_error_response, error_response
 from crossrank.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ class CountAndLog:
 
         try:
             await self.app(scope, receive, sending)
+        except asyncio.CancelledError:  # uvicorn's graceful shutdown ran out: answer 503, not its plain 500
+            if not answer["status"]:
+                await error_response(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)(scope, receive, sending)
         except Exception as exc:
             log.error("http %s %s failed", scope["method"], scope["path"], exc_info=exc)
             if not answer["status"]:

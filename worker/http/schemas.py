@@ -59,7 +59,7 @@ class CohereBilledUnits(BaseModel):
 
 
 class CohereMeta(BaseModel):
-    api_version: dict[str, str] = {"version": "2"}
+    api_version: dict[str, str]
     billed_units: CohereBilledUnits
 
 
@@ -99,7 +99,7 @@ def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
     return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id)
 
 
-def cohere_response(outcome: RerankOutcome, return_documents: bool) -> CohereRerankResponse:
+def cohere_response(outcome: RerankOutcome, return_documents: bool, api_version: str) -> CohereRerankResponse:
     docs = outcome.query.documents
     return CohereRerankResponse(
         id=outcome.request_id,
@@ -108,7 +108,7 @@ def cohere_response(outcome: RerankOutcome, return_documents: bool) -> CohereRer
                                document=CohereDocument(text=docs[r.index]) if return_documents else None)
             for r in outcome.results
         ],
-        meta=CohereMeta(billed_units=CohereBilledUnits(
+        meta=CohereMeta(api_version={"version": api_version}, billed_units=CohereBilledUnits(
             search_units=max(1, math.ceil(len(docs) / _DOCUMENTS_PER_SEARCH_UNIT)))),
     )
 

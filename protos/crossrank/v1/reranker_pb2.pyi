@@ -13,10 +13,21 @@ class LongDocument(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LONG_DOCUMENT_TRUNCATE: _ClassVar[LongDocument]
     LONG_DOCUMENT_WINDOW: _ClassVar[LongDocument]
     LONG_DOCUMENT_ERROR: _ClassVar[LongDocument]
+
+class WorkerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORKER_STATE_UNSPECIFIED: _ClassVar[WorkerState]
+    WORKER_STATE_LOADING: _ClassVar[WorkerState]
+    WORKER_STATE_READY: _ClassVar[WorkerState]
+    WORKER_STATE_FAILED: _ClassVar[WorkerState]
 LONG_DOCUMENT_UNSPECIFIED: LongDocument
 LONG_DOCUMENT_TRUNCATE: LongDocument
 LONG_DOCUMENT_WINDOW: LongDocument
 LONG_DOCUMENT_ERROR: LongDocument
+WORKER_STATE_UNSPECIFIED: WorkerState
+WORKER_STATE_LOADING: WorkerState
+WORKER_STATE_READY: WorkerState
+WORKER_STATE_FAILED: WorkerState
 
 class RerankRequest(_message.Message):
     __slots__ = ("request_id", "query", "documents", "top_k", "return_documents", "raw_scores", "truncate", "long_document", "window_tokens", "window_stride")
@@ -155,7 +166,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "embed_model", "device", "dtype", "max_input_length", "max_batch_tokens", "max_documents_per_request", "max_characters_per_request", "max_message_bytes", "version", "embed_dimensions", "backend", "max_batch_pairs", "max_queue_pairs")
+    __slots__ = ("model", "embed_model", "device", "dtype", "max_input_length", "max_batch_tokens", "max_documents_per_request", "max_characters_per_request", "max_message_bytes", "version", "embed_dimensions", "backend", "max_batch_pairs", "max_queue_pairs", "dtype_reason", "tokenizer_workers", "state", "loading_seconds", "load_error")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBED_MODEL_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +181,11 @@ class InfoResponse(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_PAIRS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_REASON_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LOADING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     model: str
     embed_model: str
     device: str
@@ -184,4 +200,9 @@ class InfoResponse(_message.Message):
     backend: str
     max_batch_pairs: int
     max_queue_pairs: int
-    def __init__(self, model: _Optional[str] = ..., embed_model: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_input_length: _Optional[int] = ..., max_batch_tokens: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_characters_per_request: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., backend: _Optional[str] = ..., max_batch_pairs: _Optional[int] = ..., max_queue_pairs: _Optional[int] = ...) -> None: ...
+    dtype_reason: str
+    tokenizer_workers: int
+    state: WorkerState
+    loading_seconds: float
+    load_error: str
+    def __init__(self, model: _Optional[str] = ..., embed_model: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_input_length: _Optional[int] = ..., max_batch_tokens: _Optional[int] = ..., max_documents_per_request: _Optional[int] = ..., max_characters_per_request: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., backend: _Optional[str] = ..., max_batch_pairs: _Optional[int] = ..., max_queue_pairs: _Optional[int] = ..., dtype_reason: _Optional[str] = ..., tokenizer_workers: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ..., loading_seconds: _Optional[float] = ..., load_error: _Optional[str] = ...) -> None: ...

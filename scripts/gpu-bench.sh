@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole GPU bench in one go, within 5 minutes on an H100/H200 (recipe: ../shared/gpu/README.md).
+#   Here, once:            bash scripts/gpu-bench.sh prepare   (makes .gpu/: wheels, tokenizer, run-bench.sh)
+#   On the GPU machine:    bash scripts/gpu-bench.sh           (with .gpu/ copied along; results in $OUT)
+# Runs, each with (a), (p), (m), the one-core tokenizer rate, 1 and 32 clients and a stream:
+#   bge-reranker-v2-m3 shape at fp16 (128 queries, 16k-token / 256-pair batches), then the MiniLM-L6 shape.
+set -euo pipefail
+if [ "${1:-}" = prepare ]; then
+  exec bash ../shared/gpu/prepare.sh
+fi
+[ -f .gpu/run-bench.sh ] || { echo "no .gpu/: run 'bash scripts/gpu-bench.sh prepare' here first"; exit 1; }
+export OUT=${OUT:-$PWD/bench-out}
+GPU_CMD='
+timeout 200 crossrank bench --model bge-reranker-v2-m3 --device cuda --dtype fp16 --queries 128 \
+  --levels 1,32 --max-batch-tokens 16384 --max-batch-pairs 256 --out $OUT/bge-m3-fp16 2>$OUT/bge-m3.log
+timeout 80 crossrank bench --model minilm-l6 --device cuda --dtype auto --queries 128 \
+  --levels 1,32 --max-batch-tokens 16384 --max-batch-pairs 256 --out $OUT/minilm-l6 2>$OUT/minilm-l6.log
+' exec bash .gpu/run-bench.sh

@@ -1,0 +1,36 @@
+"""Admission happens as a request arrives, not when a handler thread frees up: with one gRPC thread
+and many calls waiting for the model, a request that overflows the queue is refused at once."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from conftest import worker_settings
+
+from crossrank.protos import pb, pb_grpc
+
+
+def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encoder):
+    from crossrank.worker.server import create_server
+
+    server = create_server(worker_settings(tiny_cross_encoder, grpc_threads=1, max_queue_pairs=200,
+                                           max_batch_pairs=2, max_batch_tokens=256))
+    assert server.wait_ready(60)
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.RerankerStub(channel)
+            docs = [f"document number {i} " * 8 for i in range(20)]
+            waiting = [stub.Rerank.future(pb.RerankRequest(query="q", documents=docs))
+                       for _ in range(8)]  # 160 pairs, in far more calls than the one thread
+            time.sleep(0.5)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Rerank(pb.RerankRequest(query="q", documents=docs * 3), timeout=120)
+            still_waiting = sum(not f.done() for f in waiting)
+            assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+            assert "queue full" in err.value.details()
+            assert still_waiting > 0, "the refusal came only after the queued calls were done"
+            assert all(len(f.result().results) == 20 for f in waiting)
+    finally:
+        server.stop(0)
