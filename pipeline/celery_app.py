@@ -6,7 +6,7 @@ acknowledges it only when done; a task whose process dies goes back to the queue
 
 Importing this module reads no environment: the app is configured from a `PipelineSettings` by
 `configure(settings)` when a command starts, or, under `celery -A crossrank.pipeline`, from the
-CROSSRANK_* variables when Celery first needs its configuration (the `on_configure` hook).
+CROSSRANK_* variables when Celery first needs its configuration (`PipelineApp.on_configure`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ class PipelineApp(Celery):
     """The Celery app, with the settings it was configured from (None until then)."""
 
     settings: PipelineSettings | None = None
+
+    def on_configure(self) -> None:
+        """Celery calls this when it first needs its configuration. Under `celery -A crossrank.pipeline`
+        no command of ours has given settings: read the variables then. A method, not the signal of the
+        same name, so that a bad value stops the worker instead of being logged and skipped."""
+        if self.settings is None:
+            self.settings = PipelineSettings.from_env()
+            self.config_from_object(celery_config(self.settings))
 
 
 def celery_config(settings: PipelineSettings) -> dict[str, Any]:
@@ -67,11 +75,3 @@ def configure(settings: PipelineSettings) -> PipelineApp:
         app.settings = settings
         app.config_from_object(celery_config(settings))
     return app
-
-
-@app.on_configure.connect
-def _configure_from_environment(sender: PipelineApp, **_) -> None:
-    """`celery -A crossrank.pipeline ...` starts without a command of ours: read the variables then."""
-    if sender.settings is None:
-        sender.settings = PipelineSettings.from_env()
-        sender.config_from_object(celery_config(sender.settings))

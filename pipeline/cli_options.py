@@ -4,8 +4,10 @@ the workers), and every other setting still comes from its CROSSRANK_* variable.
 
 from __future__ import annotations
 
-from crossrank.client.cli_options import WORKER_SETTINGS
+from crossrank.client.cli_options import WORKER_SETTINGS, json_option
 from crossrank.pipeline.settings import PipelineSettings
+
+__all__ = ["json_option", "pipeline_options", "redis_options", "results_options", "search_options", "worker_options"]
 
 REDIS = ("redis_url",)
 CHROMA = ("chroma_url", "chroma_path")
@@ -14,4 +16,6 @@ CHROMA = ("chroma_url", "chroma_path")
 redis_options = PipelineSettings.options(*REDIS)
 results_options = PipelineSettings.options(*REDIS, *CHROMA)
 search_options = PipelineSettings.options(*CHROMA, *WORKER_SETTINGS)
+# Redis, Chroma and the workers: a command that may do all three (`crossrank eval`).
+pipeline_options = PipelineSettings.options(*REDIS, *CHROMA, *WORKER_SETTINGS)
 worker_options = PipelineSettings.options(*REDIS, *CHROMA, *WORKER_SETTINGS, "pipeline_metrics_port", "json_logs")

@@ -117,16 +117,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.environ.get("CROSSRANK_MODEL", DEFAULT_MODEL))
     parser.add_argument("--levels", default="2,5,25", help="Offered load, in multiples of the measured capacity.")
-    parser.add_argument("--docs", type=int, default=50, help="Documents per request.")
+    parser.add_argument("--docs", type=int, default=20, help="Documents per request.")
     parser.add_argument("--seconds", type=float, default=20.0, help="Seconds of sending per level.")
-    parser.add_argument("--deadline", type=float, default=5.0, help="Each request's deadline in seconds.")
+    parser.add_argument("--deadline", type=float, default=0.0,
+                        help="Each request's deadline in seconds; 0 = 4x what one request takes at capacity.")
     args = parser.parse_args()
     worker, address, metrics_port = start_worker(args)
     try:
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.RerankerStub(channel)
             cap = capacity(stub, args.docs)
-            print(f"capacity: {cap:.0f} pairs/s ({args.docs} documents per request, deadline {args.deadline:g} s, "
+            args.deadline = args.deadline or max(2.0, 4 * args.docs / cap)
+            print(f"capacity: {cap:.0f} pairs/s ({args.docs} documents per request, deadline {args.deadline:.1f} s, "
                   f"{args.seconds:g} s per level)")
             print("| load | requests | OK | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | other | pairs scored "
                   "| pairs answered | goodput | success |")

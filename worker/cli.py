@@ -69,22 +69,24 @@ def serve(json_logs: bool, verbose: bool, **values) -> None:
     log.info("settings: %s", settings.public())
 
     from crossrank.worker.loading_status import loading_status
-    from crossrank.worker.server import create_server  # heavy: torch, transformers
 
-    server = create_server(settings)
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
+    with loading_status(settings) as loading:
+        from crossrank.worker.server import create_server  # heavy: torch, transformers
 
-        start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
-        log.info("metrics on :%d/metrics", settings.metrics_port)
-    if server.http_port:
-        log.info("http gateway on port %d (/v2/rerank, /rerank)", server.http_port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    ready = threading.Thread(target=server.wait_ready, daemon=True)
-    ready.start()
-    with loading_status(server.engine):
+        server = create_server(settings)
+        loading.engine = server.engine
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, registry=server.engine.metrics.registry)
+            log.info("metrics on :%d/metrics", settings.metrics_port)
+        if server.http_port:
+            log.info("http gateway on port %d (/v2/rerank, /rerank)", server.http_port)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        ready = threading.Thread(target=server.wait_ready, daemon=True)
+        ready.start()
         while not stop.is_set() and ready.is_alive():
             stop.wait(0.2)
     if server.engine.load_error is not None:

@@ -9,17 +9,21 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crossrank.client.cli_options import WORKER_SETTINGS, json_option
 from crossrank.pipeline import api
 from crossrank.pipeline.cli import _errors
-from crossrank.pipeline.cli_options import json_option, pipeline_options
+from crossrank.pipeline.cli_options import CHROMA, REDIS
 from crossrank.pipeline.evaluation import compare as comparison
 from crossrank.pipeline.evaluation.beir import load_beir
 from crossrank.pipeline.evaluation.first_stage import RRF_K, STAGES
 from crossrank.pipeline.evaluation.report import table, write_out
 from crossrank.pipeline.evaluation.run import EvalConfig, Evaluation
+from crossrank.pipeline.settings import PipelineSettings
 
 DEFAULT_PROFILE = "document"  # initial_k 100: the depth of the BEIR figures in data/SOURCES.md
 stderr = Console(stderr=True)
+# The worker and Chroma always; Redis for --via-jobs.
+eval_options = PipelineSettings.options(*REDIS, *CHROMA, *WORKER_SETTINGS)
 
 
 class _DataOrCommand(click.Group):
@@ -88,7 +92,7 @@ def eval_() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.json, per_query.csv and ndcg.png into this folder.")
 @json_option
-@pipeline_options
+@eval_options
 def run(data, stages, profile, initial_k, top_k, sweep, rrf_k, collection, via_jobs, out_dir, as_json,
         settings) -> None:
     """Index DATA (or reuse its collection), run the first stages, rerank with the worker, and report

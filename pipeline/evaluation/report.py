@@ -49,7 +49,7 @@ def _plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     stages = list(dict.fromkeys(row["stage"] for row in report["rows"]))
     depths = sorted({row["initial_k"] for row in report["rows"]})
     values = [row["metrics"]["ndcg@10"] for row in report["rows"]]
@@ -61,9 +61,10 @@ def _plot(report: dict, path: Path) -> None:
             ax.plot(*zip(*points, strict=True), marker="o", linestyle="--" if "+rerank" in stage else "-",
                     color=colours[stage.split("+")[0]], label=stage)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(depths, [str(d) for d in depths])
         ax.set_xlabel("initial_k (first-stage candidates)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, over no line
     else:
         bars = ax.bar(stages, values, color=[colours[s.split("+")[0]] for s in stages],
                       hatch=["//" if "+rerank" in s else "" for s in stages])

@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 
 from crossrank.protos import pb, pb_grpc
 from crossrank.worker.errors import OverloadedError

@@ -140,3 +140,12 @@ def test_a_setting_with_few_values_offers_them_as_choices():
 
     options = {p.name: p for path, command in _commands() if path == "serve" for p in command.params}
     assert options["dtype"].type.choices == DTYPES and options["backend"].type.choices == BACKENDS
+
+
+def test_celery_dash_a_with_a_bad_variable_stops_rather_than_run_on_celerys_defaults():
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "crossrank.pipeline", "worker"], capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "CROSSRANK_REDIS_URL": "http://user:s3cret@cache:6379/0"})
+    assert result.returncode != 0
+    assert "CROSSRANK_REDIS_URL must be a redis:// URL, not 'http://user:***@cache:6379/0'" in result.stderr
+    assert "s3cret" not in result.stderr

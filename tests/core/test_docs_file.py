@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from conftest import crossrank_command
+from support.workers import crossrank_command
 
 QUERY = "什么是RAG技术？"
 

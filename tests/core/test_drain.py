@@ -11,9 +11,10 @@ import time
 import grpc
 import httpx
 import pytest
-from conftest import free_port, serving_worker
+from support.workers import serving_worker
 
 from crossrank.protos import pb, pb_grpc
+from crossrank.protos.net import free_port
 
 GRACE = 1.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import crossrank_command, worker_settings
+from support.workers import crossrank_command, worker_settings
 
 from crossrank.client import CrossrankClient
 from crossrank.worker.server import create_server

@@ -3,8 +3,8 @@
 import io
 import threading
 
-from conftest import worker_settings
 from rich.console import Console
+from support.workers import worker_settings
 
 from crossrank.worker.engine import Engine
 from crossrank.worker.loading_status import loading_status
@@ -15,7 +15,8 @@ def test_a_spinner_names_model_and_device_then_says_when_it_is_loaded(tiny_cross
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=60)
     loader = threading.Thread(target=engine.load)
-    with loading_status(engine, console):
+    with loading_status(engine.settings, console) as loading:
+        loading.engine = engine
         loader.start()
         loader.join(120)
     engine.stop()
@@ -27,7 +28,8 @@ def test_a_spinner_names_model_and_device_then_says_when_it_is_loaded(tiny_cross
 def test_in_a_log_file_two_plain_lines_are_written(tiny_cross_encoder):
     engine = Engine(worker_settings(tiny_cross_encoder))
     out = io.StringIO()
-    with loading_status(engine, Console(file=out, width=80)):
+    with loading_status(engine.settings, Console(file=out, width=80)) as loading:
+        loading.engine = engine
         engine.load()
     engine.stop()
     lines = out.getvalue().splitlines()

@@ -4,8 +4,9 @@ import os
 import subprocess
 
 import pytest
-from conftest import crossrank_command, free_port
+from support.workers import crossrank_command
 
+from crossrank.protos.net import free_port
 from crossrank.worker.model_source import ModelSourceError, check_model_source
 
 SETTING = "CROSSRANK_MODEL (--model)"

@@ -31,7 +31,7 @@ def test_every_stage_alone_and_reranked_as_the_models_rank(beir, env, worker, or
 
     report = _json(str(beir), "--initial-k", "4", env=env)
     assert [row["stage"] for row in report["rows"]] == STAGES
-    assert report["worker"]["model"] == worker.engine.info()["model"]
+    assert report["worker"]["model"] == worker.engine.info().model
     assert report["indexed"] is True and report["data"]["queries"] == 3
     data = load_beir(beir)
     rows = {row["stage"]: row for row in report["rows"]}

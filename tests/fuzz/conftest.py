@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 
 
 @pytest.fixture(scope="package")

@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import worker_settings
+from support.workers import worker_settings
 
 
 def test_a_client_that_times_out_has_its_pairs_dropped(tiny_cross_encoder):

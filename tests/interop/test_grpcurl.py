@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, WorkerProcess, serving_worker, worker_settings
 from dev_tools import dev_tool
+from support.paths import ROOT
+from support.workers import WorkerProcess, serving_worker, worker_settings
 
 from crossrank.client import CrossrankClient
 from crossrank.protos import pb

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ROOT
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
+from support.paths import ROOT
 
 from crossrank.protos import SERVICE_NAME, pb
 

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 import redis
-from conftest import crossrank_command
 from support.redis_server import LOCAL_STACK_DB, redis_base, redis_url_for
+from support.workers import crossrank_command
 
 
 @pytest.mark.slow

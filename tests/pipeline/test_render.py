@@ -5,9 +5,9 @@ import re
 import subprocess
 import time
 
-from conftest import crossrank_command
 from rich.cells import cell_len
 from rich.console import Console
+from support.workers import crossrank_command
 
 from crossrank.pipeline.jobs import JobStatus
 from crossrank.pipeline.render import jobs_table, progress_bar, ranked_table, show_progress

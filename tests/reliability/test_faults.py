@@ -8,9 +8,13 @@ counted once and exactly its records in the results collection (fault_support.as
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 from fault_support import (
@@ -24,8 +28,6 @@ from fault_support import (
 )
 from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
 from support.workers import WorkerProcess
-
-from crossrank.protos.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +44,20 @@ def embedded(redis_server, grpc_worker, tmp_path):
         p.celery.stop()
 
 
+@contextlib.contextmanager
+def mid_chunk(p: Pipeline, job_id: str, pool_pid: int, grpc_worker: WorkerProcess) -> Iterator[None]:
+    """The gRPC worker paused while the pool process `pool_pid` owns a chunk, so a fault lands mid-chunk."""
+    jobs = p.jobs()
+    os.kill(grpc_worker.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: any(json.loads(o)["owner"].endswith(f" pid {pool_pid}")
+                             for o in jobs.redis.hvals(f"crossrank:job:{job_id}:owners")),
+                 30, "the pool process owns a chunk")
+        yield
+    finally:
+        os.kill(grpc_worker.proc.pid, signal.SIGCONT)
+
+
 @pytest.mark.parametrize("stop", ["kill", "shutdown"])
 def test_a_redis_restart_mid_job_loses_no_chunk(embedded, redis_server, stop):
     job_id = submit_and_wait_mid_job(embedded)
@@ -51,19 +67,23 @@ def test_a_redis_restart_mid_job_loses_no_chunk(embedded, redis_server, stop):
     assert_exact(embedded, job_id)
 
 
-def test_a_killed_pool_process_gives_its_chunk_back(embedded):
+def test_a_killed_pool_process_gives_its_chunk_back(embedded, grpc_worker):
     job_id = submit_and_wait_mid_job(embedded)
     [child] = pool_pids(embedded.celery)
-    os.kill(child, signal.SIGKILL)
+    with mid_chunk(embedded, job_id, child, grpc_worker):
+        os.kill(child, signal.SIGKILL)
     assert_exact(embedded, job_id)
     assert "WorkerLostError" in embedded.celery.output()
 
 
-def test_a_killed_celery_parent_leaves_a_stalled_chunk_that_another_worker_sends_again(embedded, tmp_path):
+def test_a_killed_celery_parent_leaves_a_stalled_chunk_that_another_worker_sends_again(embedded, grpc_worker,
+                                                                                       tmp_path):
     job_id = submit_and_wait_mid_job(embedded)
-    os.kill(embedded.celery.process.pid, signal.SIGKILL)  # the parent alone; its pool process is orphaned
-    embedded.celery.process.proc.wait()
-    embedded.celery.stop()  # the orphan too, before another worker opens the same embedded Chroma
+    [child] = pool_pids(embedded.celery)
+    with mid_chunk(embedded, job_id, child, grpc_worker):
+        os.kill(embedded.celery.process.pid, signal.SIGKILL)  # the parent alone; its pool process is orphaned
+        embedded.celery.process.proc.wait()
+        embedded.celery.stop()  # the orphan too, before another worker opens the same embedded Chroma
     embedded.celery = start_celery(embedded.env, tmp_path)
     assert_exact(embedded, job_id)
     assert f"job {job_id}: chunks " in embedded.celery.output()  # "... have no live owner; sent again"
@@ -84,24 +104,17 @@ def test_a_killed_worker_container_shows_stalled_and_resume_sends_the_missing_ch
     assert_exact(embedded, job_id)
 
 
-def test_a_grpc_worker_killed_and_restarted_mid_job(redis_server, tiny_cross_encoder, tiny_bi_encoder, tmp_path):
-    port = free_port()
-    grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)
-    grpc.wait_serving()
-    p = Pipeline(pipeline_env(redis_server, grpc.address, tmp_path))
-    p.celery = start_celery(p.env, tmp_path)
-    try:
-        index_corpus(p)
-        job_id = submit_and_wait_mid_job(p)
-        grpc.proc.kill()
-        grpc.proc.wait()
-        grpc.stop()
-        grpc = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, port)  # the same address, serving again
-        grpc.wait_serving()
-        assert_exact(p, job_id)
-    finally:
-        p.celery.stop()
-        grpc.stop()
+def test_a_grpc_worker_killed_and_restarted_mid_job(embedded, grpc_worker, tiny_cross_encoder, tiny_bi_encoder):
+    job_id = submit_and_wait_mid_job(embedded)
+    grpc_worker.proc.kill()
+    grpc_worker.proc.wait()
+    # The session's worker serves again on the same address, as a restarted container would.
+    restarted = WorkerProcess(tiny_cross_encoder, tiny_bi_encoder, grpc_worker.port)
+    grpc_worker.log.close()
+    grpc_worker.proc, grpc_worker.log = restarted.proc, restarted.log
+    grpc_worker.wait_serving()
+    assert_exact(embedded, job_id)
+    assert re.search(rf"job {job_id} chunk \d+ failed \((Unavailable|DeadlineExceeded)Error", embedded.celery.output())
 
 
 def test_a_chroma_server_killed_and_restarted_mid_job(redis_server, grpc_worker, tmp_path):

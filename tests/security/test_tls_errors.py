@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import crossrank_command
+from support.workers import crossrank_command
 from tls_support import write_self_signed_certificate
 
 

@@ -98,7 +98,10 @@ def bench(model, tokenizer, device, dtype, backend, queries, fixed_length, concu
         pairs, source = acc.default_pairs(accuracy_data or _default_data(), n, 20)
         result["accuracy"] = {"model": trained, "pairs": len(pairs), "source": source,
                               "modes": acc.compare(trained, pairs)}
-        default_modes = ("fp32",)  # the CPU default; bf16 and the ONNX backends are opt-in
+        from crossrank.worker.engine.device import native_bf16
+
+        # The CPU defaults: bf16 where the CPU runs it natively, else fp32; the ONNX backends are opt-in.
+        default_modes = ("fp32", "bf16") if native_bf16() else ("fp32",)
         result["targets"]["spearman_default_modes"] = {
             "value": min(result["accuracy"]["modes"][m]["spearman"] for m in default_modes),
             "target": 0.99, "modes": list(default_modes),

@@ -198,8 +198,10 @@ class Batcher:
         self._pending: deque[_Entry] = deque()
         self._pending_pairs = 0
         self._cond = threading.Condition()
-        self._ready: queue.Queue[tuple[list[Row], Any] | None] = queue.Queue(maxsize=2)
-        self._done: queue.Queue[tuple[list[Row], Any, float] | None] = queue.Queue(maxsize=2)
+        # Each batch travels with whether work was still queued behind it when it was formed.
+        self._ready: queue.Queue[tuple[list[Row], Any, bool] | None] = queue.Queue(maxsize=2)
+        self._done: queue.Queue[tuple[list[Row], Any, float, bool] | None] = queue.Queue(maxsize=2)
+        self._last_done, self._last_saturated = 0.0, False
         self._stopping = False
         self._threads = [
             threading.Thread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
@@ -276,7 +278,7 @@ class Batcher:
             kept.append(entry)
         self._pending = kept
 
-    def _next_batch(self) -> list[Row] | None:
+    def _next_batch(self) -> tuple[list[Row], bool] | None:
         with self._cond:
             while True:
                 if self._stopping:
@@ -315,16 +317,17 @@ class Batcher:
         batch_lengths = lengths[picked]
         self.observer.batch_formed(len(rows), int(batch_lengths.sum()), int(batch_lengths.max()) * len(rows), depth)
         self.stages.busy("schedule", time.perf_counter() - started)
-        return rows
+        return rows, depth > 0
 
     # -- the three threads -----------------------------------------------------------------
 
     def _schedule_loop(self) -> None:
         while True:
-            rows = self._next_batch()
-            if rows is None:
+            formed = self._next_batch()
+            if formed is None:
                 self._ready.put(None)
                 return
+            rows, saturated = formed
             started = time.perf_counter()
             try:
                 features = self.runtime.collate(rows)
@@ -333,7 +336,7 @@ class Batcher:
                 self._fail(rows, exc)
                 continue
             self.stages.busy("collate", time.perf_counter() - started)
-            self._ready.put((rows, features))
+            self._ready.put((rows, features, saturated))
 
     def _forward_loop(self) -> None:
         while True:
@@ -341,7 +344,7 @@ class Batcher:
             if job is None:
                 self._done.put(None)
                 return
-            rows, features = job
+            rows, features, saturated = job
             if all(t.done for t, _ in rows):
                 self.observer.dropped(len(rows))
                 continue
@@ -356,14 +359,14 @@ class Batcher:
                 self._fail(rows, exc)
                 continue
             self.stages.busy("forward", time.perf_counter() - start)
-            self._done.put((rows, output, start))
+            self._done.put((rows, output, start, saturated))
 
     def _post_loop(self) -> None:
         while True:
             job = self._done.get()
             if job is None:
                 return
-            rows, output, start = job
+            rows, output, start, saturated = job
             try:
                 values = self.runtime.fetch(output)
             except Exception as exc:
@@ -372,7 +375,11 @@ class Batcher:
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
-            self._measure(rows, seconds)
+            # Work queued behind this batch and the one before it: the time between their ends is what a
+            # batch really costs the host.
+            busy = saturated and self._last_saturated
+            self._measure(rows, fetched - self._last_done if busy else seconds)
+            self._last_done, self._last_saturated = fetched, saturated
             self.observer.batch_done(len(rows), seconds)
             by_ticket: dict[Ticket, tuple[list[int], list[int]]] = {}
             for r, (t, i) in enumerate(rows):
@@ -386,14 +393,18 @@ class Batcher:
     def _measure(self, rows: list[Row], seconds: float) -> None:
         """Update the rate estimate from a batch at least half full, as batches are when work queues.
 
-        A lone small batch costs about what a full one does, so it would overstate the cost per input.
+        While work queues, `seconds` is the time since the previous batch completed: everything the
+        host spends per batch (tokenizing, gRPC, other processes on the same cores), not just the
+        forward pass. A lone small batch costs about what a full one does, so it is skipped.
         """
         padded = max(int(t.tokens.lengths[i]) for t, i in rows) * len(rows)  # type: ignore[union-attr]
         if 2 * len(rows) < self.max_batch_pairs and 2 * padded < self.max_batch_tokens:
             return
         per_pair = seconds / len(rows)
+        # Weighted to the latest batches: on shared cores the rate moves, and a stale estimate admits
+        # requests that then miss their deadlines.
         self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
-            0.8 * self.seconds_per_pair + 0.2 * per_pair)
+            0.5 * self.seconds_per_pair + 0.5 * per_pair)
 
     @staticmethod
     def _fail(rows: list[Row], exc: Exception) -> None:
