@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from dev_tools import dev_tool
 from support.paths import ROOT
-from support.workers import WorkerProcess, serving_worker, worker_settings
+from support.workers import worker_in_process
 
 from crossrank.client import CrossrankClient
 from crossrank.protos import pb
@@ -73,19 +73,9 @@ def request_messages(command: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_cross_encoder) -> Iterator[WorkerProcess]:
-    with serving_worker(tiny_cross_encoder) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
 def token_worker(tiny_cross_encoder) -> Iterator:
-    from crossrank.worker.server import create_server
-
-    server = create_server(worker_settings(tiny_cross_encoder, auth_token=TOKEN))
-    assert server.wait_ready(120), server.engine.load_error
-    yield server
-    server.stop(0)
+    with worker_in_process(tiny_cross_encoder, auth_token=TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +83,11 @@ def tls_worker(tiny_cross_encoder, tmp_path_factory) -> Iterator[tuple[object, P
     """A worker with a certificate for localhost; ca.pem beside it, where the docs' command looks."""
     from tls_support import write_self_signed_certificate
 
-    from crossrank.worker.server import create_server
-
     folder = tmp_path_factory.mktemp("grpcurl-tls")
     cert, key = write_self_signed_certificate(folder)
     (folder / "ca.pem").write_bytes(cert.read_bytes())
-    server = create_server(worker_settings(tiny_cross_encoder, tls_cert=str(cert), tls_key=str(key)))
-    assert server.wait_ready(120), server.engine.load_error
-    yield server, folder
-    server.stop(0)
+    with worker_in_process(tiny_cross_encoder, tls_cert=str(cert), tls_key=str(key)) as server:
+        yield server, folder
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.paths import ROOT
-from support.workers import WorkerProcess, serving_worker, worker_settings
+from support.workers import worker_in_process
 
 from crossrank.client import CrossrankClient
 from crossrank.protos.net import free_port
@@ -48,20 +48,10 @@ def node_modules() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_cross_encoder) -> Iterator[WorkerProcess]:
-    with serving_worker(tiny_cross_encoder) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
 def token_worker(tiny_cross_encoder) -> Iterator:
     """An in-process worker that wants `authorization: Bearer TOKEN` on Reranker calls."""
-    from crossrank.worker.server import create_server
-
-    server = create_server(worker_settings(tiny_cross_encoder, auth_token=TOKEN))
-    assert server.wait_ready(120), server.engine.load_error
-    yield server
-    server.stop(0)
+    with worker_in_process(tiny_cross_encoder, auth_token=TOKEN) as server:
+        yield server
 
 
 def node(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -91,3 +91,16 @@ def serving_worker(cross_encoder: Path, bi_encoder: Path | None = None, *extra: 
         yield process
     finally:
         process.stop()
+
+
+@contextlib.contextmanager
+def worker_in_process(cross_encoder: Path, bi_encoder: Path | None = None, **overrides) -> Iterator:
+    """An in-process worker (`create_server`), yielded once its model is loaded and stopped afterwards."""
+    from crossrank.worker.server import create_server
+
+    server = create_server(worker_settings(cross_encoder, bi_encoder, **overrides))
+    try:
+        assert server.wait_ready(120), server.engine.load_error
+        yield server
+    finally:
+        server.stop(0)
