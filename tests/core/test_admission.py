@@ -3,6 +3,7 @@ and many calls waiting for the model, a request that overflows the queue is refu
 
 from __future__ import annotations
 
+import threading
 import time
 
 import grpc
@@ -19,6 +20,12 @@ def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encode
     server = create_server(worker_settings(tiny_cross_encoder, grpc_threads=1, max_queue_pairs=200,
                                            max_batch_pairs=2, max_batch_tokens=256))
     assert server.wait_ready(60)
+    # Hold the model until the refusal is seen: the tiny model would otherwise score the queued
+    # calls faster than this test can fill the queue.
+    held = threading.Event()
+    runtime = server.engine._score_batcher.runtime
+    forward = runtime.forward
+    runtime.forward = lambda features: held.wait(60) and forward(features)
     try:
         with grpc.insecure_channel(server.address) as channel:
             stub = pb_grpc.RerankerStub(channel)
@@ -37,6 +44,8 @@ def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encode
             assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
             assert "queue full" in err.value.details()
             assert still_waiting > 0, "the refusal came only after the queued calls were done"
+            held.set()
             assert all(len(f.result().results) == 20 for f in waiting)
     finally:
+        held.set()
         server.stop(0)

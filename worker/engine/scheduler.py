@@ -197,6 +197,8 @@ class Batcher:
         self.seconds_per_pair: float | None = None  # forward time per input in full batches, a moving average
         self._pending: deque[_Entry] = deque()
         self._pending_pairs = 0
+        # Inputs formed into batches and not yet scored: ahead of every queued request in time.
+        self._inflight_pairs = 0
         self._cond = threading.Condition()
         # Each batch travels with whether work was still queued behind it when it was formed.
         self._ready: queue.Queue[tuple[list[Row], Any, bool] | None] = queue.Queue(maxsize=2)
@@ -222,7 +224,7 @@ class Batcher:
         """Seconds until `extra_pairs` more inputs would be computed, at the measured rate; None before any."""
         if self.seconds_per_pair is None:
             return None
-        return (self._pending_pairs + extra_pairs) * self.seconds_per_pair
+        return (self._inflight_pairs + self._pending_pairs + extra_pairs) * self.seconds_per_pair
 
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a tokenized ticket's inputs, or refuse the whole ticket at once when the queue is full."""
@@ -262,7 +264,7 @@ class Batcher:
     def _purge(self, now: float) -> None:
         """Drop queued requests no one will read: cancelled, past their deadline, or sure to miss it."""
         kept: deque[_Entry] = deque()
-        ahead = 0
+        ahead = self._inflight_pairs
         for entry in self._pending:
             t = entry.ticket
             if not t.done and t.deadline is not None:
@@ -313,6 +315,7 @@ class Batcher:
                 start += n
             self._pending = deque(e for e in self._pending if len(e.todo))
             self._pending_pairs -= len(rows)
+            self._inflight_pairs += len(rows)
             depth = self._pending_pairs
         batch_lengths = lengths[picked]
         self.observer.batch_formed(len(rows), int(batch_lengths.sum()), int(batch_lengths.max()) * len(rows), depth)
@@ -334,6 +337,7 @@ class Batcher:
             except Exception as exc:  # a bad input fails its batch, never the worker
                 log.exception("%s: collating a batch failed", self.name)
                 self._fail(rows, exc)
+                self._retire(rows)
                 continue
             self.stages.busy("collate", time.perf_counter() - started)
             self._ready.put((rows, features, saturated))
@@ -347,6 +351,7 @@ class Batcher:
             rows, features, saturated = job
             if all(t.done for t, _ in rows):
                 self.observer.dropped(len(rows))
+                self._retire(rows)
                 continue
             start = time.perf_counter()
             for t, _ in rows:
@@ -357,6 +362,7 @@ class Batcher:
             except Exception as exc:
                 log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
                 self._fail(rows, exc)
+                self._retire(rows)
                 continue
             self.stages.busy("forward", time.perf_counter() - start)
             self._done.put((rows, output, start, saturated))
@@ -372,6 +378,7 @@ class Batcher:
             except Exception as exc:
                 log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
                 self._fail(rows, exc)
+                self._retire(rows)
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
@@ -388,6 +395,7 @@ class Batcher:
                 picked.append(r)
             for t, (slots, picked) in by_ticket.items():
                 t._fill(slots, values[picked])
+            self._retire(rows)
             self.stages.busy("post", time.perf_counter() - fetched)
 
     def _measure(self, rows: list[Row], seconds: float) -> None:
@@ -405,6 +413,11 @@ class Batcher:
         # requests that then miss their deadlines.
         self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
             0.5 * self.seconds_per_pair + 0.5 * per_pair)
+
+    def _retire(self, rows: list[Row]) -> None:
+        """A formed batch has left the pipeline: scored, failed or skipped."""
+        with self._cond:
+            self._inflight_pairs -= len(rows)
 
     @staticmethod
     def _fail(rows: list[Row], exc: Exception) -> None:
