@@ -78,7 +78,8 @@ def run_demo(stack: LocalStack, top_k: int = 3) -> None:
     settings = PipelineSettings.from_env({**os.environ, **stack.env})
     with CrossrankClient(stack.worker_target) as client:
         info = client.info()
-        click.echo(f"worker {stack.worker_target}: {info.model} on {info.device} ({info.dtype}); "
+        # One fact a line: model paths are long, and the output fits 80 columns.
+        click.echo(f"worker {stack.worker_target}: {info.model}\n  on {info.device} ({info.dtype}); "
                    f"embeddings: {info.embed_model}\n")
         response = client.rerank(QUERY, CANDIDATES, return_documents=True)
         console.print(ranked_table(f"1. rerank on the worker: {QUERY}",
@@ -91,5 +92,5 @@ def run_demo(stack: LocalStack, top_k: int = 3) -> None:
     for query_id, records in api.summarize(api.results(job_id, settings=settings)).items():
         console.print(ranked_table(f"{query_id}: {records[0].query}",
                                    [(r.rank, r.initial_rank, r.score, r.doc_id, r.text) for r in records]))
-    click.echo("\nThe demo stack stops now and removes its data. `crossrank up` keeps a stack running for "
-               "`crossrank index`, `crossrank jobs` and `crossrank search`.")
+    click.echo("\nThe demo stack stops now and removes its data. `crossrank up` keeps a stack\n"
+               "running for `crossrank index`, `crossrank jobs` and `crossrank search`.")
