@@ -412,27 +412,14 @@ def test_gpus_override_adds_one_worker_per_gpu():
 @pytest.fixture(scope="module")
 def private_redis(tmp_path_factory):
     """A throwaway redis-server on a free port: the healthcheck test's broker, shared with nothing."""
-    import redis
-
-    from crossrank.protos.net import free_port
+    from support.redis_server import start_redis_server
 
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("no redis-server on the PATH")
-    port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    url, proc = start_redis_server(server, str(tmp_path_factory.mktemp("redis")))
     try:
-        for _ in range(100):
-            try:
-                with redis.Redis.from_url(url, socket_connect_timeout=0.2) as client:
-                    client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        yield url
+        yield f"{url}/0"
     finally:
         proc.terminate()
         proc.wait(10)

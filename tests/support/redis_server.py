@@ -27,14 +27,20 @@ def redis_base() -> str:
     server = shutil.which("redis-server")
     if server is None:  # nothing private to start: the tests that need Redis skip when none answers here
         return "redis://127.0.0.1:6379"
-    port = free_port()
     workdir = tempfile.mkdtemp(prefix="crossrank-test-redis-")
+    url, proc = start_redis_server(server, workdir)
+    atexit.register(_stop, proc, workdir)
+    return url
+
+
+def start_redis_server(server: str, workdir: str) -> tuple[str, subprocess.Popen]:
+    """A redis-server without persistence on a free port of 127.0.0.1, once it answers: (url, process)."""
+    port = free_port()
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    atexit.register(_stop, proc, workdir)
     url = f"redis://127.0.0.1:{port}"
     _wait_answering(url)
-    return url
+    return url, proc
 
 
 def redis_url_for(db: int) -> str:
