@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -37,11 +38,14 @@ class Tokens:
 
     @classmethod
     def of(cls, encodings: Sequence[Any], sources: Sequence[int], with_types: bool) -> Tokens:
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        # chain.from_iterable walks the lists in C: half the time of a generator over every id.
+        id_lists = [e.ids for e in encodings]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
         offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(offsets[-1]))
-        types = (np.fromiter((t for e in encodings for t in e.type_ids), dtype=np.int64, count=int(offsets[-1]))
+        total = int(offsets[-1])
+        ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        types = (np.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype=np.int64, count=total)
                  if with_types else None)
         return cls(ids, types, offsets, np.asarray(sources, dtype=np.int64))
 
@@ -89,10 +93,10 @@ def pad(rows: Sequence[tuple[Tokens, int]], pad_id: int, left: bool = False) -> 
 class _Rust:
     """One thread's copy of the Rust tokenizer, set for one use at a time."""
 
-    def __init__(self, source: Any):
+    def __init__(self, source: str):
         from tokenizers import Tokenizer
 
-        self.tok = Tokenizer.from_str(source.to_str())
+        self.tok = Tokenizer.from_str(source)
         self.tok.no_padding()
         self.tok.no_truncation()
         self.truncation: tuple[int, str] | None = None
@@ -113,7 +117,7 @@ class _Rust:
 class PairEncoder:
     def __init__(self, tokenizer: Any, max_length: int, max_query_share: float):
         self.tokenizer = tokenizer
-        self._source = tokenizer.backend_tokenizer
+        self._source = tokenizer.backend_tokenizer.to_str()  # serialised once, copied per thread
         self._local = threading.local()
         self.with_types = "token_type_ids" in tokenizer.model_input_names
         self.pad_id = int(tokenizer.pad_token_id or 0)
@@ -128,6 +132,10 @@ class PairEncoder:
         if rust is None:
             rust = self._local.rust = _Rust(self._source)
         return rust
+
+    def prepare_thread(self) -> None:
+        """Make the calling thread's tokenizer copy now rather than on its first request."""
+        self._rust.encode(["a"])
 
     def _count_special_tokens(self) -> int:
         pair = len(self._rust.encode([("a", "b")])[0].ids)
