@@ -75,8 +75,11 @@ class Settings:
     def from_env(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
         """`overrides` (flags) win over `environ` (default: os.environ); None means "not given"."""
         environ = os.environ if environ is None else environ
-        values = {f.name: _parse(f, environ[variable(f)]) for f in dataclasses.fields(cls) if variable(f) in environ}
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        # A variable a flag overrides is not read: a bad value there cannot stop the command.
+        values = {f.name: _parse(f, environ[variable(f)]) for f in dataclasses.fields(cls)
+                  if variable(f) in environ and f.name not in given}
+        values.update(given)
         return cls(**values).validate()
 
     def validate(self: S) -> S:
@@ -94,9 +97,11 @@ class Settings:
 
     @classmethod
     def options(cls, *names: str) -> Callable:
-        """A decorator: one click option per named field (flag, variable, default and help from the field);
-        the command gets `settings=` (every other field from its variable or default) instead."""
+        """A decorator: one click option per named field, or per field when none is named (flag, variable,
+        default and help from the field); the command gets `settings=` (every other field from its variable
+        or default) instead."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        names = names or tuple(fields)
 
         def decorate(fn: Callable) -> Callable:
             @functools.wraps(fn)
@@ -115,8 +120,14 @@ class Settings:
         return decorate
 
 
-def click_option(f: dataclasses.Field) -> Callable:
-    """The click option of one settings field."""
+def settings_field(cls: type[Settings], name: str) -> dataclasses.Field:
+    """The field `name` of a settings class."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def click_option(f: dataclasses.Field, help: str | None = None) -> Callable:
+    """The click option of one settings field: a bool is a flag (with its `off_flag`, if any), a field with
+    `choices` offers them. `help` replaces the field's where a command gives the value a wider meaning."""
     meta = f.metadata
     declaration = flag_name(f)
     if isinstance(f.default, bool):
@@ -125,14 +136,14 @@ def click_option(f: dataclasses.Field) -> Callable:
     else:
         kind = click.Choice(meta["choices"]) if meta.get("choices") else type(f.default)
     return click.option(declaration, f.name, type=kind, default=f.default, envvar=variable(f), show_envvar=True,
-                        show_default=not meta.get("secret") and f.default != "", help=meta["help"],
+                        show_default=not meta.get("secret") and f.default != "", help=help or meta["help"],
                         is_flag=isinstance(f.default, bool) or None)
 
 
 def override_option(cls: type[Settings], name: str, **click_kwargs: Any) -> Callable:
     """An option that overrides one setting for one call (a job's passage size, say): None when not
     given, so the setting applies; its help and the default it shows come from the field."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    f = settings_field(cls, name)
     return click.option(flag_name(f), name, default=None, help=f"{f.metadata['help']} [default: {variable(f)} or "
                         f"{f.default}]", **click_kwargs)
 
