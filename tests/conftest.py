@@ -10,18 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# Old names, for tests not yet importing from `support` directly.
-from support.paths import ROOT, SHARED  # noqa: F401
-from support.workers import (  # noqa: F401
-    WorkerProcess,
-    crossrank_command,
-    serving_worker,
-    stop_process,
-    worker_settings,
-)
-
-from crossrank.protos.net import free_port  # noqa: F401
+from support.workers import worker_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,14 +19,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tmp_path_factory) -> Path:
-    from tiny_models import build_cross_encoder
+    from support.tiny_models import build_cross_encoder
 
     return build_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
 
 
 @pytest.fixture(scope="session")
 def tiny_bi_encoder(tmp_path_factory) -> Path:
-    from tiny_models import build_bi_encoder
+    from support.tiny_models import build_bi_encoder
 
     return build_bi_encoder(tmp_path_factory.mktemp("models") / "tiny-bi-encoder")
 

@@ -3,16 +3,9 @@ starting the stack) and the CROSSRANK_* names the code reads."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
 import pytest
-
-# Appended, not prepended: `import conftest` elsewhere must keep finding tests/conftest.py.
-sys.path.append(str(Path(__file__).parent))
-
-from compose_support import (  # noqa: E402
+from support.compose import (
     BASE,
     CONSUMERS,
     VARIANTS,

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import click
 import pytest
-from compose_support import (
+from support.compose import (
     BASE,
     CPU,
     GPUS,

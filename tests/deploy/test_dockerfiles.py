@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from compose_support import ROOT, VARIANTS, argv, compose_config, environment, resolve_crossrank
+from support.compose import ROOT, VARIANTS, argv, compose_config, environment, resolve_crossrank
 
 DOCKERFILES = ("docker/worker.Dockerfile", "docker/pipeline.Dockerfile")
 HEALTH_CHECK = ROOT / "docker" / "grpc_health_check.py"

@@ -12,7 +12,7 @@ import subprocess
 import click
 import pytest
 import yaml
-from compose_support import (
+from support.compose import (
     BASE,
     ROOT,
     VARIANTS,
@@ -21,7 +21,7 @@ from compose_support import (
     environment,
     file_args,
 )
-from dev_tools import dev_tool
+from support.dev_tools import dev_tool
 
 GUIDE = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")

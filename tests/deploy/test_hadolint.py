@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dev_tools import dev_tool
+from support.dev_tools import dev_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / ".hadolint.yaml"

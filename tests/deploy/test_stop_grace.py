@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from compose_support import VARIANTS, argv, compose_config, environment
+from support.compose import VARIANTS, argv, compose_config, environment
 
 from crossrank.worker.settings import WorkerSettings
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.append(str(Path(__file__).parent))
-
-from eval_support import write_beir  # noqa: E402
+from support.evaluation import write_beir
 
 
 @pytest.fixture

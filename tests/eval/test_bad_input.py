@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from eval_support import CORPUS, QRELS, QUERIES, run_eval, write_beir
+from support.evaluation import CORPUS, QRELS, QUERIES, run_eval, write_beir
 
 from crossrank.pipeline.evaluation.beir import BeirError, load_beir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from eval_support import run_eval
+from support.evaluation import run_eval
 
 from crossrank.pipeline.evaluation.compare import compare
 from crossrank.pipeline.evaluation.first_stage import reciprocal_rank_fusion

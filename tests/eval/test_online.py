@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from eval_support import run_eval
+from support.evaluation import run_eval
 
 from crossrank.pipeline.evaluation.beir import load_beir
 

@@ -4,15 +4,10 @@ same rankings and metrics as the online path."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from eval_support import run_eval
-
-sys.path.append(str(Path(__file__).parent.parent / "pipeline"))
-
-from pipeline_support import REDIS_URL, base_env, flush_db, redis_client, start_celery  # noqa: E402
+from support.evaluation import run_eval
+from support.pipeline import REDIS_URL, base_env, flush_db, redis_client, start_celery
 
 pytestmark = pytest.mark.slow
 

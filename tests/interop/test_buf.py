@@ -17,7 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from dev_tools import dev_tool
+from support.dev_tools import dev_tool
 from support.paths import ROOT
 
 PROTO = Path("crossrank/v1/reranker.proto")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dev_tools import dev_tool
+from support.dev_tools import dev_tool
 from support.paths import ROOT
 from support.workers import worker_in_process
 
@@ -81,7 +81,7 @@ def token_worker(tiny_cross_encoder) -> Iterator:
 @pytest.fixture(scope="module")
 def tls_worker(tiny_cross_encoder, tmp_path_factory) -> Iterator[tuple[object, Path]]:
     """A worker with a certificate for localhost; ca.pem beside it, where the docs' command looks."""
-    from tls_support import write_self_signed_certificate
+    from support.credentials import write_self_signed_certificate
 
     folder = tmp_path_factory.mktemp("grpcurl-tls")
     cert, key = write_self_signed_certificate(folder)

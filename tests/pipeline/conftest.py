@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support.workers import WorkerProcess, serving_worker
-
-from crossrank.protos.net import free_port
-
-sys.path.append(str(Path(__file__).parent))
-
-from pipeline_support import (  # noqa: E402
+from support.pipeline import (
     REDIS_URL,
     Pipeline,
     base_env,
@@ -21,6 +13,9 @@ from pipeline_support import (  # noqa: E402
     redis_client,
     start_celery,
 )
+from support.workers import WorkerProcess, serving_worker
+
+from crossrank.protos.net import free_port
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import csv
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from pipeline_support import CORPUS, QUERIES, ChromaServer, Pipeline, base_env, flush_db, start_celery
+from support.pipeline import CORPUS, QUERIES, ChromaServer, Pipeline, base_env, flush_db, start_celery
 
 from crossrank import pipeline
 from crossrank.client import CrossrankClient

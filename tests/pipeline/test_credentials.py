@@ -5,9 +5,9 @@ reason in its errors: retrying cannot fix it."""
 from __future__ import annotations
 
 import pytest
-from pipeline_support import CORPUS, QUERIES, Pipeline, base_env, flush_db, start_celery
+from support.credentials import write_self_signed_certificate
+from support.pipeline import CORPUS, QUERIES, Pipeline, base_env, flush_db, start_celery
 from support.workers import serving_worker
-from tls_support import write_self_signed_certificate
 
 from crossrank import pipeline
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from pipeline_support import CORPUS, Pipeline, base_env, flush_db, start_celery, wait_for
+from support.pipeline import CORPUS, Pipeline, base_env, flush_db, start_celery, wait_for
 from support.workers import WorkerProcess
 
 from crossrank import pipeline

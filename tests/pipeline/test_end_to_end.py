@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from pipeline_support import MSMARCO, read_jsonl
+from support.pipeline import MSMARCO, read_jsonl
 
 from crossrank import pipeline
 from crossrank.client import CrossrankClient

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from pipeline_support import CORPUS, QUERIES, send_chunks, wait_for
+from support.pipeline import CORPUS, QUERIES, send_chunks, wait_for
 
 from crossrank.client import CrossrankClient
 from crossrank.pipeline import api

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import urllib.request
 
-from pipeline_support import QUERIES, write_jsonl
 from prometheus_client.parser import text_string_to_metric_families
+from support.pipeline import QUERIES, write_jsonl
 from support.workers import crossrank_command
 
 from crossrank import pipeline

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from pipeline_support import write_jsonl
+from support.pipeline import write_jsonl
 from support.workers import crossrank_command
 
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "巴黎是法国的首都", "今天天气很冷"]

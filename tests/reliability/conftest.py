@@ -3,17 +3,11 @@ AOF and a pipeline whose chunks go silent after CROSSRANK_STALL_SECONDS."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.faults import RedisServer
 from support.workers import WorkerProcess, serving_worker
-
-sys.path.append(str(Path(__file__).parent))
-sys.path.append(str(Path(__file__).parent.parent / "pipeline"))
-
-from fault_support import RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import subprocess
 import chromadb
 import pytest
 from chromadb.config import Settings
-from pipeline_support import base_env
+from support.pipeline import base_env
 from support.workers import crossrank_command
 
 from crossrank.pipeline.masking import mask_url, write_env_file

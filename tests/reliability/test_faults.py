@@ -3,7 +3,7 @@
 Per test: a private redis-server with AOF, a `crossrank pipeline worker` (embedded Chroma, or `chroma
 run` where Chroma is the fault), the session's `crossrank serve`, and a job of 24 one-query chunks.
 The fault lands once a few chunks are counted; afterwards the job must be `done` with every query
-counted once and exactly its records in the results collection (fault_support.assert_exact).
+counted once and exactly its records in the results collection (support.faults.assert_exact).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fault_support import (
+from support.faults import (
     assert_exact,
     index_corpus,
     kill_group,
@@ -26,7 +26,7 @@ from fault_support import (
     restart_chroma,
     submit_and_wait_mid_job,
 )
-from pipeline_support import ChromaServer, Pipeline, start_celery, wait_for
+from support.pipeline import ChromaServer, Pipeline, start_celery, wait_for
 from support.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow

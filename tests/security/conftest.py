@@ -6,10 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.credentials import TOKEN, write_self_signed_certificate
 from support.workers import worker_settings
-from tls_support import write_self_signed_certificate
-
-TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="package")

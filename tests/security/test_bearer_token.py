@@ -6,11 +6,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.credentials import TOKEN
 
 from crossrank.client import AuthenticationError, CrossrankClient
 from crossrank.protos import SERVICE_NAME
-
-from .conftest import TOKEN
 
 DOCS = ["paris is the capital of france", "the weather is cold"]
 

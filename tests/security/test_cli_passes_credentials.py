@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 
+from support.credentials import TOKEN
 from support.workers import crossrank_command
-
-from .conftest import TOKEN
 
 ARGS = ["rerank", "capital of france", "-d", "paris is the capital of france", "-d", "the weather is cold",
         "--json", "--timeout", "10"]

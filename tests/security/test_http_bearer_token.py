@@ -5,8 +5,7 @@ from __future__ import annotations
 import cohere
 import httpx
 import pytest
-
-from .conftest import TOKEN
+from support.credentials import TOKEN
 
 BODY = {"query": "capital of france", "texts": ["paris is the capital of france", "the weather is cold"]}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from support.credentials import write_self_signed_certificate
 from support.workers import crossrank_command
-from tls_support import write_self_signed_certificate
 
 
 @pytest.fixture(scope="module")

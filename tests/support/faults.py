@@ -9,12 +9,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from pipeline_support import CORPUS, QUERIES, CeleryWorker, ChromaServer, Pipeline, base_env, settings_for, wait_for
-
 from crossrank import pipeline
 from crossrank.pipeline.local_process import LocalProcess
 from crossrank.pipeline.store import open_collection
 from crossrank.protos.net import free_port
+from support.pipeline import CORPUS, QUERIES, CeleryWorker, ChromaServer, Pipeline, base_env, settings_for, wait_for
 
 COLLECTION = "faults"
 INITIAL_K, TOP_K = 8, 3

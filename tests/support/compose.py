@@ -19,9 +19,10 @@ import subprocess
 from pathlib import Path
 
 import click
-from dev_tools import dev_tool
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.dev_tools import dev_tool
+from support.paths import ROOT
+
 BASE = "docker-compose.yml"
 CPU = "docker-compose.cpu.yml"
 GPUS = "docker-compose.gpus.yml"

@@ -1,10 +1,13 @@
-"""A self-signed certificate made in the test, for TLS between clients and workers."""
+"""Credentials the tests give workers and clients: a bearer token, and a self-signed certificate made in
+the test for TLS between them."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 from pathlib import Path
+
+TOKEN = "s3cret-token"
 
 
 def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
