@@ -17,11 +17,16 @@ HUB_TOKENIZER = "sentence-transformers/all-MiniLM-L6-v2"
 @dataclass(frozen=True)
 class BenchSettings(Settings):
     bench_tokenizer: str = setting(
-        "", "Tokenizer for an architecture name (--model minilm-l6, tiny, bge-reranker-v2-m3); empty = "
+        "",
+        "Tokenizer for an architecture name (--model minilm-l6, tiny, bge-reranker-v2-m3); empty = "
         "../shared/models/all-MiniLM-L6-v2 when present, else the hub's sentence-transformers/all-MiniLM-L6-v2.",
-        flag="--tokenizer")
-    bench_cache: str = setting("~/.cache/crossrank/bench", "Folder of the random-weight models built for "
-                               "architecture names, one per name; made on first use.", flag="--cache")
+        flag="--tokenizer",
+    )
+    bench_cache: str = setting(
+        "~/.cache/crossrank/bench",
+        "Folder of the random-weight models built for architecture names, one per name; made on first use.",
+        flag="--cache",
+    )
 
     def tokenizer(self) -> str:
         """The BERT WordPiece tokenizer to save beside a built model: the one set, the shared MiniLM copy,
