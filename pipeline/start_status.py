@@ -5,7 +5,6 @@ so far, and a line as each one is ready. Loading a model takes 15-25 s on a CPU.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +35,9 @@ class _Watcher:
         names = ", ".join(p.name for p in processes)
         if any(_tier(p) != "worker" for p in processes):
             return names
-        model = self.stack.model or os.environ.get("CROSSRANK_MODEL") or "the default model"
+        # `up` and `demo` always name the model (from their settings); a stack made without one starts
+        # workers that read it from their own environment.
+        model = self.stack.model or "the model of CROSSRANK_MODEL, or the default"
         device = "" if self.stack.device == "auto" else f" on {self.stack.device}"
         return f"{names} ({model}{device})"
 

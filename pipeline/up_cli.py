@@ -13,8 +13,11 @@ from pathlib import Path
 import click
 
 from crossrank.pipeline.masking import mask_url, write_env_file
-from crossrank.pipeline.stack import DEFAULT_REDIS_URL, LocalStack, ServiceFailed
+from crossrank.pipeline.settings import PipelineSettings
+from crossrank.pipeline.stack import LocalStack, ServiceFailed
 from crossrank.pipeline.start_status import start_status
+from crossrank.protos.settings import SettingsError, click_option, settings_field
+from crossrank.worker.settings import WorkerSettings  # light: dataclasses, no torch
 
 
 @contextlib.contextmanager
@@ -35,23 +38,31 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def stack_options(fn):
-    """Model, device and Redis options shared by `up` and `demo`; each also reads its CROSSRANK_* variable."""
+    """Model, device and Redis options shared by `up` and `demo`, generated from the worker's and the pipeline's
+    settings (flag, variable, default); the values go to the processes the stack starts."""
     for option in reversed([
-        click.option("--model", envvar="CROSSRANK_MODEL", default=None, show_envvar=True,
-                     help="Cross-encoder for the workers (id or path); default: the worker's own."),
-        click.option("--embed-model", envvar="CROSSRANK_EMBED_MODEL", default=None, show_envvar=True,
-                     help="Bi-encoder behind Embed, used for indexing (id or path)."),
-        click.option("--device", envvar="CROSSRANK_DEVICE", default="auto", show_default=True, show_envvar=True,
-                     help="auto, cpu, cuda:N, or cuda to put worker i on cuda:i."),
-        click.option("--redis-url", envvar="CROSSRANK_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
-                     show_envvar=True, help="up: used if Redis answers there, else a private redis-server "
-                     "starts. demo: a private redis-server, else an empty database of this Redis."),
+        click_option(settings_field(WorkerSettings, "model")),
+        click_option(settings_field(WorkerSettings, "embed_model")),
+        click_option(settings_field(WorkerSettings, "device"), help="auto, cpu, cuda:N, or cuda to put worker i "
+                     "on cuda:i."),
+        click_option(settings_field(PipelineSettings, "redis_url"), help="up: used if Redis answers there, else a "
+                     "private redis-server starts. demo: a private redis-server, else an empty database of this "
+                     "Redis."),
         click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Keep logs and Chroma data here (default: a new temporary folder; `up` keeps its logs, "
                           "the demo removes it)."),
     ]):
         fn = option(fn)
     return fn
+
+
+def _check(model: str, embed_model: str, device: str, redis_url: str) -> None:
+    """Refuse, in one line, a value the workers or the pipeline would refuse once started."""
+    try:
+        WorkerSettings(model=model, embed_model=embed_model, device=device).validate()
+        PipelineSettings(redis_url=redis_url).validate()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _start(stack: LocalStack) -> LocalStack:
@@ -72,6 +83,7 @@ def _start(stack: LocalStack) -> LocalStack:
 @stack_options
 def up(workers, pipeline_workers, concurrency, model, embed_model, device, redis_url, workdir) -> None:
     """Run Redis, Chroma, gRPC workers and Celery workers as local processes until Ctrl-C."""
+    _check(model, embed_model, device, redis_url)
     own_workdir = workdir is None  # then a new folder, whose logs outlive the stack
     workdir = workdir or Path(tempfile.mkdtemp(prefix="crossrank-up-"))
     stack = LocalStack(workers=workers, pipeline_workers=pipeline_workers, model=model, embed_model=embed_model,
@@ -106,6 +118,7 @@ def demo(top_k, model, embed_model, device, redis_url, workdir) -> None:
     """Start a local stack, index a small Chinese and English corpus, rerank sample queries, print, stop."""
     from crossrank.pipeline.demo import demo_redis, run_demo
 
+    _check(model, embed_model, device, redis_url)
     with sigterm_as_interrupt(), demo_redis(redis_url) as own_redis:
         stack = LocalStack(workers=1, pipeline_workers=1, model=model, embed_model=embed_model, device=device,
                            redis_url=own_redis, workdir=workdir, embedded_chroma=True)

@@ -49,9 +49,9 @@ def test_workload_mixes_languages_and_document_counts():
 def test_documents_tokenize_to_their_target_length():
     from transformers import AutoTokenizer
 
-    from crossrank.worker.bench.models import default_tokenizer
+    from crossrank.worker.bench.settings import BenchSettings
 
-    path = Path(default_tokenizer())
+    path = Path(BenchSettings.from_env().tokenizer())
     if not path.is_dir():
         pytest.skip("the MiniLM tokenizer is not on this machine (../shared/models/all-MiniLM-L6-v2)")
     tokenizer = AutoTokenizer.from_pretrained(str(path))

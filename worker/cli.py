@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -15,25 +14,6 @@ import click
 from crossrank.protos.logs import JsonLogFormatter as _JsonFormatter
 from crossrank.protos.logs import extra_fields as _fields
 from crossrank.worker.settings import WorkerSettings
-
-_TYPES = {"int": int, "float": float, "str": str}
-
-
-def settings_options(fn):
-    """One click option per WorkerSettings field: --field-name, or CROSSRANK_FIELD_NAME."""
-    for f in reversed(dataclasses.fields(WorkerSettings)):
-        fn = click.option(
-            f"--{f.name.replace('_', '-')}",
-            f.name,
-            type=(click.Choice(f.metadata["choices"]) if f.metadata.get("choices")
-                  else _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]),
-            default=f.default,
-            envvar=f"CROSSRANK_{f.name.upper()}",
-            show_default=not f.metadata.get("secret"),
-            show_envvar=True,
-            help=f.metadata["help"],
-        )(fn)
-    return fn
 
 
 class _TextFormatter(logging.Formatter):
@@ -54,18 +34,12 @@ def configure_logging(level: str, json_logs: bool) -> None:
 
 
 @click.command()
-@settings_options
-@click.option("--json-logs/--text-logs", default=False, envvar="CROSSRANK_JSON_LOGS", show_envvar=True,
-              help="Structured JSON log lines.")
+@WorkerSettings.options()  # every field a flag; the command gets the validated `settings`
 @click.option("--verbose", is_flag=True, help="With an error that stops the worker, its traceback too.")
-def serve(json_logs: bool, verbose: bool, **values) -> None:
+def serve(verbose: bool, settings: WorkerSettings) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
-    configure_logging(values["log_level"], json_logs)
+    configure_logging(settings.log_level, settings.json_logs)
     log = logging.getLogger("crossrank.worker")
-    try:
-        settings = WorkerSettings(**values).validate()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     log.info("settings: %s", settings.public())
 
     from crossrank.worker.loading_status import loading_status

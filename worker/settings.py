@@ -2,16 +2,17 @@
 
 Flags win over environment variables, which win over the defaults below; `validate()`
 runs once at start-up so a bad value stops the process with a message, not a traceback.
+Built on the shared `Settings` (crossrank.protos.settings): its flags come from the same generator as
+every other command's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ssl
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from crossrank.protos.net import DEFAULT_PORT
+from crossrank.protos.settings import Settings, SettingsError, setting
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
@@ -38,13 +39,8 @@ def tls_problems(cert: str, key: str) -> list[str]:
     return []
 
 
-def setting(default: Any, help: str, secret: bool = False, choices: tuple[str, ...] | None = None) -> Any:
-    """A field: its default, its help (the flag's and the README's), and the values a flag offers, if few."""
-    return field(default=default, metadata={"help": help, "secret": secret, "choices": choices})
-
-
-@dataclass
-class WorkerSettings:
+@dataclass(frozen=True)
+class WorkerSettings(Settings):
     host: str = setting("0.0.0.0", "Address to bind.")
     port: int = setting(DEFAULT_PORT, "gRPC port; 0 binds a free one (logged at start).")
     model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
@@ -92,6 +88,8 @@ class WorkerSettings:
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")
     tls_key: str = setting("", "PEM private key of tls_cert.")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    json_logs: bool = setting(False, "One JSON object per log line; request lines carry the request_id.",
+                              off_flag="--text-logs")
     onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
                               "onnx-int8), one per model; made on first use.")
 
@@ -132,18 +130,11 @@ class WorkerSettings:
         elif self.tls_cert:
             problems += tls_problems(self.tls_cert, self.tls_key)
         if problems:
-            raise ValueError("invalid worker settings: " + "; ".join(problems))
-        return self
+            raise SettingsError("invalid worker settings: " + "; ".join(problems))
+        return super().validate()
 
     def batch_limits(self, on_gpu: bool) -> tuple[int, int]:
         """(max_batch_tokens, max_batch_pairs), with 0 resolved for the device."""
         tokens = self.max_batch_tokens or (16384 if on_gpu else 4096)
         pairs = self.max_batch_pairs or (256 if on_gpu else 32)
         return tokens, pairs
-
-    def public(self) -> dict[str, object]:
-        """The resolved values, secrets redacted, for the start-up log."""
-        return {
-            f.name: ("***" if f.metadata.get("secret") and getattr(self, f.name) else getattr(self, f.name))
-            for f in dataclasses.fields(self)
-        }

@@ -16,10 +16,11 @@ from support.workers import crossrank_command
 
 from crossrank.client.settings import ClientSettings, variable
 from crossrank.pipeline.settings import PipelineSettings
+from crossrank.worker.bench.settings import BenchSettings
 from crossrank.worker.settings import WorkerSettings
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SETTINGS = (ClientSettings, PipelineSettings, WorkerSettings)
+SETTINGS = (ClientSettings, PipelineSettings, WorkerSettings, BenchSettings)
 # Every CROSSRANK_* variable the code reads, each set to a value no setting accepts.
 STACK_COMMANDS = {"up", "demo"}
 BROKEN = {variable(f): "%broken%" for cls in SETTINGS for f in dataclasses.fields(cls)}
@@ -82,20 +83,24 @@ def test_every_setting_has_one_default_in_code_help_and_readme():
 def test_every_flag_takes_its_default_and_help_from_its_setting():
     seen = set()
     for path, command in _commands():
-        # The worker's commands read the worker's settings; the others the client's and the pipeline's.
-        fields = _fields(WorkerSettings) if path in ("serve", "bench") else _fields(ClientSettings, PipelineSettings)
+        # The worker reads the worker's settings, the bench its own; `up` and `demo` take the worker's model
+        # and device and the pipeline's Redis; the others read the client's and the pipeline's.
+        fields = {"serve": _fields(WorkerSettings), "bench": _fields(BenchSettings)}.get(path) or (
+            _fields(ClientSettings, PipelineSettings, WorkerSettings) if path in STACK_COMMANDS
+            else _fields(ClientSettings, PipelineSettings))
         for param in command.params:
             f = fields.get(getattr(param, "envvar", None) or "")
             if f is None:
+                assert not (getattr(param, "envvar", None) or "").startswith("CROSSRANK_"), (path, param.name)
                 continue
-            seen.add(param.envvar)
-            if path in STACK_COMMANDS:  # they pass the value on to the processes they start
-                assert param.default in (f.default, None), (path, param.name)
-            else:
-                assert param.default == f.default, (path, param.name)
+            seen.add((path, param.envvar))
+            assert param.default == f.default, (path, param.name)
+            if path not in STACK_COMMANDS:  # they give --device and --redis-url the stack's wider meaning
                 assert param.help == f.metadata["help"], (path, param.name)
-    assert {"CROSSRANK_TIMEOUT", "CROSSRANK_REDIS_URL", "CROSSRANK_PIPELINE_METRICS_PORT", "CROSSRANK_JSON_LOGS",
-            "CROSSRANK_PORT"} <= seen
+    assert {("jobs list", "CROSSRANK_REDIS_URL"), ("search", "CROSSRANK_TIMEOUT"),
+            ("pipeline worker", "CROSSRANK_PIPELINE_METRICS_PORT"), ("pipeline worker", "CROSSRANK_JSON_LOGS"),
+            ("serve", "CROSSRANK_PORT"), ("serve", "CROSSRANK_JSON_LOGS"), ("up", "CROSSRANK_MODEL"),
+            ("demo", "CROSSRANK_REDIS_URL"), ("bench", "CROSSRANK_BENCH_TOKENIZER")} <= seen
 
 
 def test_each_command_lists_only_the_options_it_uses():

@@ -1,4 +1,5 @@
-"""Arrows point down: the light SDK pulls no torch, the worker never imports client or pipeline."""
+"""Arrows point down: the light SDK pulls no torch, the worker never imports client or pipeline, and the
+pipeline imports of the worker only its settings (`crossrank up` starts workers with them)."""
 
 import ast
 import subprocess
@@ -21,6 +22,15 @@ def _imports(folder: str) -> set[str]:
 def test_worker_imports_only_protos_of_ours():
     ours = {m for m in _imports("worker") if m.startswith("crossrank.")}
     assert not {m for m in ours if m.startswith(("crossrank.client", "crossrank.pipeline"))}, ours
+
+
+def test_pipeline_imports_of_the_worker_only_its_settings():
+    ours = {m for m in _imports("pipeline") if m.startswith("crossrank.worker")}
+    assert ours <= {"crossrank.worker.settings"}, ours
+    code = ("import sys, crossrank.pipeline.up_cli; "
+            "heavy = {'torch', 'transformers', 'sentence_transformers'} & set(sys.modules); assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_client_imports_only_protos_of_ours():

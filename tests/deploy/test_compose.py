@@ -180,9 +180,9 @@ def test_worker_environments_make_valid_settings(variant, monkeypatch):
                 m.setenv(key, value)
             ctx = serve.make_context("serve", [])
         values = dict(ctx.params)
-        assert values.pop("json_logs") is True, "JSON logs for the container's log driver"
         values.pop("verbose")  # how serve reports a fatal error, not a setting
         settings = WorkerSettings(**values).validate()
+        assert settings.json_logs, "JSON logs for the container's log driver"
         assert (settings.port, settings.host) == (50051, "0.0.0.0"), (name, service_name)
         assert settings.http_port and settings.metrics_port, (name, service_name)
         assert settings.device == ("cpu" if name == "cpu" else "cuda:0"), (name, service_name)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from crossrank.worker.bench.models import ARCHITECTURES
+from crossrank.worker.bench.settings import BenchSettings
 
 QUICK = {"queries": 6, "levels": "1,4", "concurrency": 4, "accuracy_queries": 4}
 
@@ -43,7 +44,6 @@ def _echo_summary(result: dict) -> None:
 @click.command("bench")
 @click.option("--model", default="minilm-l6", show_default=True,
               help=f"Architecture name with random weights ({', '.join(ARCHITECTURES)}) or a model path/id.")
-@click.option("--tokenizer", default=None, help="Tokenizer for an architecture name (default: MiniLM's WordPiece).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
               help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
@@ -67,8 +67,10 @@ def _echo_summary(result: dict) -> None:
 @click.option("--quick", is_flag=True, help="A short run: 6 queries, concurrency 1 and 4. For tests.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Folder for report.json and report.png.")
-def bench(model, tokenizer, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
-          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, out) -> None:
+@BenchSettings.options()  # --tokenizer and --cache; the command gets the validated `settings`
+def bench(model, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
+          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, out,
+          settings: BenchSettings) -> None:
     """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
 
     --model tiny (one layer, hidden 32) measures the host path alone: compare the worker with
@@ -84,7 +86,7 @@ def bench(model, tokenizer, device, dtype, backend, queries, fixed_length, concu
     torch.set_num_threads(threads or os.cpu_count() or 1)
     if quick:
         queries, levels, concurrency = QUICK["queries"], QUICK["levels"], QUICK["concurrency"]
-    path, label = resolve_model(model, tokenizer)
+    path, label = resolve_model(model, settings)
     cfg = suite.BenchConfig(path, label, device, dtype, backend, queries, fixed_length, concurrency,
                             [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed)
     result = suite.run(cfg)

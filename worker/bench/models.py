@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from crossrank.worker.bench.settings import BenchSettings
+
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     # sentence-transformers' MiniLM-L6 cross-encoders (ms-marco-MiniLM-L-6-v2): BERT, 6 x 384.
     "minilm-l6": dict(kind="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6,
@@ -31,21 +33,6 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 MAX_INPUT_TOKENS = 512
 
 
-def default_tokenizer() -> str:
-    """A BERT WordPiece tokenizer: $CROSSRANK_BENCH_TOKENIZER, the shared MiniLM copy, or the hub id."""
-    if os.environ.get("CROSSRANK_BENCH_TOKENIZER"):
-        return os.environ["CROSSRANK_BENCH_TOKENIZER"]
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        local = base.parent / "shared" / "models" / "all-MiniLM-L6-v2"
-        if local.is_dir():
-            return str(local)
-    return "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("CROSSRANK_BENCH_CACHE", Path.home() / ".cache" / "crossrank" / "bench"))
-
-
 def _config(name: str) -> Any:
     from transformers import BertConfig, XLMRobertaConfig
 
@@ -55,18 +42,19 @@ def _config(name: str) -> Any:
     return cls(num_labels=1, **spec)
 
 
-def build_model(name: str, tokenizer: str | None = None, cache: Path | None = None) -> Path:
-    """The saved random-weight model for an architecture name; built on first use, then reused."""
+def build_model(name: str, settings: BenchSettings) -> Path:
+    """The saved random-weight model for an architecture name, under `settings.cache()`; built on first use
+    (with `settings.tokenizer()`), then reused."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}, or pass a path")
-    path = (cache or default_cache()) / name
+    path = settings.cache() / name
     if (path / "config.json").exists():
         return path
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     config = _config(name)
-    tok = AutoTokenizer.from_pretrained(tokenizer or default_tokenizer(), model_max_length=MAX_INPUT_TOKENS)
+    tok = AutoTokenizer.from_pretrained(settings.tokenizer(), model_max_length=MAX_INPUT_TOKENS)
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config)
     # Built aside and renamed, so an interrupted build is never mistaken for a finished one.
@@ -77,8 +65,8 @@ def build_model(name: str, tokenizer: str | None = None, cache: Path | None = No
     return path
 
 
-def resolve_model(model: str, tokenizer: str | None = None, cache: Path | None = None) -> tuple[str, str]:
+def resolve_model(model: str, settings: BenchSettings) -> tuple[str, str]:
     """(path, description) for an architecture name or an existing model path/id."""
     if model in ARCHITECTURES:
-        return str(build_model(model, tokenizer, cache)), f"{model} (random weights)"
+        return str(build_model(model, settings)), f"{model} (random weights)"
     return model, model
