@@ -16,6 +16,7 @@ import time
 import torch
 
 from crossrank.worker.bench.models import resolve_model
+from crossrank.worker.bench.settings import BenchSettings
 from crossrank.worker.bench.workload import make_workload
 from crossrank.worker.engine.device import place
 from crossrank.worker.engine.runtime import CrossEncoderRuntime
@@ -68,7 +69,7 @@ def main() -> None:
     print(f"torch {torch.__version__} transformers {transformers.__version__} "
           f"sentence-transformers {sentence_transformers.__version__}")
     print(f"tf32 matmul {torch.backends.cuda.matmul.allow_tf32} cudnn {torch.backends.cudnn.allow_tf32}")
-    path, _ = resolve_model(args.model)
+    path, _ = resolve_model(args.model, BenchSettings.from_env())
     placement = place(args.device, args.dtype)
     runtime = CrossEncoderRuntime(path, placement)
     model = runtime.model
