@@ -16,27 +16,11 @@ import time
 import torch
 
 from crossrank.worker.bench.models import resolve_model
+from crossrank.worker.bench.runners import sorted_batches
 from crossrank.worker.bench.settings import BenchSettings
 from crossrank.worker.bench.workload import make_workload
 from crossrank.worker.engine.device import place
 from crossrank.worker.engine.runtime import CrossEncoderRuntime
-from crossrank.worker.engine.scheduler import Ticket
-
-
-def batches(runtime, queries: int, max_tokens: int, max_pairs: int):
-    workload = make_workload(queries, 0)
-    rows = [(t, i) for q in workload for t in [Ticket(runtime.encoder.encode(q.query, q.documents))]
-            for i in range(t.size)]
-    rows.sort(key=lambda r: int(r[0].tokens.lengths[r[1]]))
-    out, batch = [], []
-    for row in rows:
-        length = int(row[0].tokens.lengths[row[1]])
-        if batch and (len(batch) == max_pairs or length * (len(batch) + 1) > max_tokens):
-            out.append(batch)
-            batch = []
-        batch.append(row)
-    out.append(batch)
-    return out, len(rows)
 
 
 def timed(name: str, pairs: int, call, inputs: list[dict[str, torch.Tensor]], device: torch.device) -> None:
@@ -75,7 +59,8 @@ def main() -> None:
     model = runtime.model
     print(f"worker model: {type(model).__name__} params {sorted({str(p.dtype) for p in model.parameters()})} "
           f"attn {model.config._attn_implementation} training {model.training}")
-    rows, pairs = batches(runtime, args.queries, args.max_batch_tokens, args.max_batch_pairs)
+    rows = sorted_batches(runtime, make_workload(args.queries, 0), args.max_batch_tokens, args.max_batch_pairs)
+    pairs = sum(len(b) for b in rows)
     collated = [runtime.collate(b) for b in rows]
     device = placement.device
     tensors = [{k: torch.from_numpy(v).to(device) for k, v in b.arrays.items()} for b in collated]

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import torch
@@ -75,12 +76,9 @@ def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_
     return run
 
 
-def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> Run:
-    """(m) The worker's own runtime fed pre-tokenized, pre-padded, length-sorted batches: the ceiling.
-
-    Tokenizing and padding happen before the clock starts; the clock sees forward passes and
-    their results only, batched by the worker's own token and pair budgets.
-    """
+def sorted_batches(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> list[list[Any]]:
+    """Every pair of the workload tokenized, sorted by length and cut into batches under the worker's
+    token and pair budgets: the rows (ticket, input index) that `runtime.collate` pads."""
     from crossrank.worker.engine.scheduler import Ticket
 
     rows = [(t, i) for q in workload for t in [Ticket(runtime.encoder.encode(q.query, q.documents))]
@@ -94,7 +92,16 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
             batch = []
         batch.append(row)
     batches.append(batch)
-    collated = [runtime.collate(b) for b in batches]
+    return batches
+
+
+def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> Run:
+    """(m) The worker's own runtime fed pre-tokenized, pre-padded, length-sorted batches: the ceiling.
+
+    Tokenizing and padding happen before the clock starts; the clock sees forward passes and
+    their results only, batched by the worker's own token and pair budgets.
+    """
+    collated = [runtime.collate(b) for b in sorted_batches(runtime, workload, max_tokens, max_pairs)]
     runtime.fetch(runtime.forward(collated[-1]))  # warm-up at the longest shape
     clock = _Clock()
     outputs = [runtime.forward(features) for features in collated]  # on a GPU, launches only
