@@ -335,9 +335,7 @@ class Batcher:
             try:
                 features = self.runtime.collate(rows)
             except Exception as exc:  # a bad input fails its batch, never the worker
-                log.exception("%s: collating a batch failed", self.name)
-                self._fail(rows, exc)
-                self._retire(rows)
+                self._fail(rows, exc, "collating")
                 continue
             self.stages.busy("collate", time.perf_counter() - started)
             self._ready.put((rows, features, saturated))
@@ -360,9 +358,7 @@ class Batcher:
             try:
                 output = self.runtime.forward(features)
             except Exception as exc:
-                log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
-                self._fail(rows, exc)
-                self._retire(rows)
+                self._fail(rows, exc, "inference")
                 continue
             self.stages.busy("forward", time.perf_counter() - start)
             self._done.put((rows, output, start, saturated))
@@ -376,9 +372,7 @@ class Batcher:
             try:
                 values = self.runtime.fetch(output)
             except Exception as exc:
-                log.exception("%s: inference failed on a batch of %d", self.name, len(rows))
-                self._fail(rows, exc)
-                self._retire(rows)
+                self._fail(rows, exc, "inference")
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
@@ -419,7 +413,9 @@ class Batcher:
         with self._cond:
             self._inflight_pairs -= len(rows)
 
-    @staticmethod
-    def _fail(rows: list[Row], exc: Exception) -> None:
+    def _fail(self, rows: list[Row], exc: Exception, stage: str) -> None:
+        """A stage failed on a batch: its requests get the error, the worker goes on."""
+        log.exception("%s: %s failed on a batch of %d", self.name, stage, len(rows))
         for t, _ in rows:
             t._finish(RuntimeError(f"inference failed: {type(exc).__name__}: {exc}"))
+        self._retire(rows)
