@@ -87,7 +87,7 @@ def test_summary_numbers():
     run = Run("c", wall_s=2.0, latencies_s=[0.1, 0.2, 0.3, 0.4], concurrency=4, cpu_s=3.0)
     s = report.summarize(run, pairs=100, tokens=1000, flops=4e9, peak=1e10, bf16_peak=4e10, baseline_pairs_per_s=25)
     assert s["pairs_per_s"] == 50 and s["tokens_per_s"] == 500 and s["ratio_vs_a"] == 2.0
-    assert s["mfu"] == 0.2 and s["mfu_vs_bf16_peak"] == 0.05 and s["cpu_use"] == 1.5
+    assert s["mfu"] == 0.2 and s["mfu_vs_bf16_peak"] == 0.05 and s["cpu_use"] == 1.5 and s["padding"] is None
     assert s["p50_ms"] == 250.0 and s["p99_ms"] == pytest.approx(397.0)
     assert set(s) == set(report.RUN_KEYS)
 
@@ -113,6 +113,11 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak", "worker_vs_model_only",
             "worker_vs_peer_sorted", "worker_vs_tokenizer_1_core", "one_client_p50_vs_peer"} <= set(data["targets"])
     assert all(run["cpu_use"] > 0 for run in data["runs"].values())
+    # Padding efficiency: measured for (m) and every worker run, none for the in-process baselines.
+    padded = {name for name, run in data["runs"].items() if run["padding"] is not None}
+    assert padded == {"m_model_only", "b_unary", "c_concurrent", "d_stream"}
+    assert all(0 < data["runs"][name]["padding"] <= 1 for name in padded)
+    assert "padding efficiency: m_model_only" in result.stdout
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

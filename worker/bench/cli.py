@@ -31,6 +31,10 @@ def _echo_summary(result: dict) -> None:
         bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
         click.echo(f"{r['name']:<17}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}"
                    f"{r['p99_ms']:>8.0f}{r['ratio_vs_a']:>7.2f}{r['mfu']:>7.1%}{bf16:>9}{r['cpu_use']:>6.2f}")
+    padded = [(r["name"], r["padding"]) for r in (runs["m_model_only"], *result["sweep"], runs["d_stream"])
+              if r.get("padding") is not None]
+    if padded:  # real tokens over padded ones: what the batches' shapes cost a compute-bound device
+        click.echo("padding efficiency: " + ", ".join(f"{name} {value:.2f}" for name, value in padded))
     for name, t in result["targets"].items():
         click.echo(f"target {name}: {t['value']} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
     for mode, acc in result.get("accuracy", {}).get("modes", {}).items():

@@ -35,6 +35,7 @@ class Run:
     latencies_s: list[float]
     concurrency: int = 1
     cpu_s: float = 0.0
+    padding: float | None = None  # real tokens over padded tokens in the batches the run formed
 
 
 class _Clock:
@@ -101,7 +102,8 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
     Tokenizing and padding happen before the clock starts; the clock sees forward passes and
     their results only, batched by the worker's own token and pair budgets.
     """
-    collated = [runtime.collate(b) for b in sorted_batches(runtime, workload, max_tokens, max_pairs)]
+    batches = sorted_batches(runtime, workload, max_tokens, max_pairs)
+    collated = [runtime.collate(b) for b in batches]
     runtime.fetch(runtime.forward(collated[-1]))  # warm-up at the longest shape
     clock = _Clock()
     outputs = [runtime.forward(features) for features in collated]  # on a GPU, launches only
@@ -109,6 +111,8 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
         runtime.fetch(output)
     run = clock.run("m_model_only", [], 1)
     run.latencies_s = [run.wall_s]
+    lengths = [[int(t.tokens.lengths[i]) for t, i in batch] for batch in batches]
+    run.padding = sum(map(sum, lengths)) / sum(max(b) * len(b) for b in lengths)
     return run
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +62,22 @@ def _ratio(name: str, value: float, reference: float, target: float, at_most: bo
     return {name: {"value": ratio, "target": target, "met": ratio <= target if at_most else ratio >= target}}
 
 
+def _with_padding(engine, measure: Callable[[], runners.Run]) -> runners.Run:
+    """A worker run, with the padding of the batches the worker formed meanwhile (from its own metrics)."""
+    registry, model = engine.metrics.registry, engine.settings.model
+
+    def totals() -> tuple[float, float]:
+        return (registry.get_sample_value("crossrank_tokens_total", {"model": model}) or 0.0,
+                registry.get_sample_value("crossrank_batch_tokens_sum", {"model": model}) or 0.0)
+
+    tokens, padded = totals()
+    run = measure()
+    tokens_after, padded_after = totals()
+    if padded_after > padded:
+        run.padding = (tokens_after - tokens) / (padded_after - padded)
+    return run
+
+
 def run(cfg: BenchConfig) -> dict[str, Any]:
     from transformers import AutoConfig
 
@@ -92,8 +109,9 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         tokenizer_run = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
         log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
         model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)
-        worker_runs = [runners.run_concurrent(server.address, workload, c) for c in levels]
-        stream_run = runners.run_stream(server.address, workload, cfg.concurrency)
+        worker_runs = [_with_padding(engine, lambda c=c: runners.run_concurrent(server.address, workload, c))
+                       for c in levels]
+        stream_run = _with_padding(engine, lambda: runners.run_stream(server.address, workload, cfg.concurrency))
         info = dataclasses.asdict(engine.info())
     finally:
         server.stop(1.0)
