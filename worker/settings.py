@@ -65,7 +65,8 @@ class WorkerSettings(Settings):
     max_queue_pairs: int = setting(
         20000, "Inputs waiting at most; beyond it new work gets RESOURCE_EXHAUSTED at once instead of queueing.")
     sort_window: int = setting(
-        1024, "At most this many pending inputs, of the oldest requests, are sorted by length to form a batch.")
+        1024, "At most this many pending inputs, of the oldest requests, are sorted by length to form a batch "
+        "(and at most twice the batch's pairs: a wider window mixes more requests into each batch).")
     tokenizer_workers: int = setting(
         0, "Threads tokenizing requests in parallel (the Rust tokenizer runs without the GIL); 0 = the "
         "available cores minus one, at least 1.")
