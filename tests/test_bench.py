@@ -110,8 +110,9 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert data["runs"]["a_predict"]["ratio_vs_a"] == 1.0
     assert data["workload"]["languages"]["en"] > 0 and data["workload"]["languages"]["zh"] > 0
     assert {"fp32", "bf16"} <= set(data["peaks_flops"])
-    assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak", "worker_vs_model_only",
+    assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak", "model_only_mfu", "worker_vs_model_only",
             "worker_vs_peer_sorted", "worker_vs_tokenizer_1_core", "one_client_p50_vs_peer"} <= set(data["targets"])
+    assert all(isinstance(t["met"], bool) for t in data["targets"].values())  # a CPU run measures every target
     assert all(run["cpu_use"] > 0 for run in data["runs"].values())
     # Padding efficiency: measured for (m) and every worker run, none for the in-process baselines.
     padded = {name for name, run in data["runs"].items() if run["padding"] is not None}

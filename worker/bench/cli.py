@@ -36,7 +36,8 @@ def _echo_summary(result: dict) -> None:
     if padded:  # real tokens over padded ones: what the batches' shapes cost a compute-bound device
         click.echo("padding efficiency: " + ", ".join(f"{name} {value:.2f}" for name, value in padded))
     for name, t in result["targets"].items():
-        click.echo(f"target {name}: {t['value']} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
+        verdict = "not measured here" if t["met"] is None else "met" if t["met"] else "NOT met"
+        click.echo(f"target {name}: {t['value']} (target {t['target']}) {verdict}")
     for mode, acc in result.get("accuracy", {}).get("modes", {}).items():
         if acc["available"]:
             click.echo(f"accuracy {mode}: spearman {acc['spearman']:.5f}, max |score diff| "

@@ -157,9 +157,13 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             "concurrent_vs_a": {"value": runs["c_concurrent"]["ratio_vs_a"], "target": 2.5,
                                 "p99_ms": runs["c_concurrent"]["p99_ms"],
                                 "met": runs["c_concurrent"]["ratio_vs_a"] >= 2.5},
+            # Stated against the CPU's bf16 peak (issue 4); a GPU run measures no bf16 peak, so None: not measured.
             "mfu_vs_bf16_peak": {"value": worker_best["mfu_vs_bf16_peak"], "target": 0.5,
-                                 "met": bool(worker_best["mfu_vs_bf16_peak"] and
-                                             worker_best["mfu_vs_bf16_peak"] >= 0.5)},
+                                 "met": None if worker_best["mfu_vs_bf16_peak"] is None else
+                                 worker_best["mfu_vs_bf16_peak"] >= 0.5},
+            # The model itself against the serving dtype's peak (issue 9): is the ceiling high enough?
+            "model_only_mfu": {"value": runs["m_model_only"]["mfu"], "target": 0.5,
+                               "met": runs["m_model_only"]["mfu"] >= 0.5},
             **_ratio("worker_vs_model_only", worker_rate, runs["m_model_only"]["pairs_per_s"], 0.9),
             **_ratio("worker_vs_peer_sorted", worker_rate, runs["p_sorted"]["pairs_per_s"], 3.0),
             **_ratio("worker_vs_tokenizer_1_core", worker_rate, runs["tokenizer_1_core"]["pairs_per_s"], 1.5),
