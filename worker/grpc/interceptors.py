@@ -6,6 +6,7 @@ Only the Reranker's methods are wrapped; health and reflection are left as they 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -87,30 +88,29 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             count.labels(method, code.name).inc()
             await context.abort(code, message_of(exc))
 
+        @contextlib.asynccontextmanager
+        async def outcome(context) -> AsyncIterator[None]:
+            """One call's outcome, counted once: OK, the caller gone, or the error's status."""
+            try:
+                yield
+            except asyncio.CancelledError:
+                gone(context)
+                raise
+            except Exception as exc:
+                await fail(exc, context)
+            count.labels(method, "OK").inc()
+
         def wrap(behavior, streams):
             if streams:
                 async def stream_behavior(request, context) -> AsyncIterator[Any]:
-                    try:
+                    async with outcome(context):
                         async for response in behavior(request, context):
                             yield response
-                    except asyncio.CancelledError:
-                        gone(context)
-                        raise
-                    except Exception as exc:
-                        await fail(exc, context)
-                    count.labels(method, "OK").inc()
                 return stream_behavior
 
             async def unary_behavior(request, context):
-                try:
-                    response = await behavior(request, context)
-                except asyncio.CancelledError:
-                    gone(context)
-                    raise
-                except Exception as exc:
-                    await fail(exc, context)
-                count.labels(method, "OK").inc()
-                return response
+                async with outcome(context):
+                    return await behavior(request, context)
             return unary_behavior
 
         return _rebuild(handler, wrap)
