@@ -1,5 +1,6 @@
 """Query capping, truncation and windows, on the tiny model's real tokenizer."""
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,10 +70,29 @@ def test_padded_batches_equal_the_tokenizers_own(encoder):
     # What the model sees must be what transformers would give it, token for token.
     docs = ["stock market " * 80, "向量数据库", "short", "a b c d e f"]
     tokens = encoder.encode("what is rag", docs)
-    batch = pad([(tokens, i) for i in range(len(docs))], encoder.pad_id)
+    batch = pad([(tokens, np.arange(len(docs)))], encoder.pad_id)
     expected = encoder.tokenizer(["what is rag"] * len(docs), docs, truncation="only_second", max_length=64,
                                  padding=True, return_tensors="np")
     assert set(batch) == set(expected)
+    for key, value in batch.items():
+        assert (value == expected[key]).all(), key
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_padding_several_requests_picks_each_ones_inputs(encoder, left):
+    # A batch takes some inputs of each of several requests, in any order: row by row, what the
+    # tokenizer itself pads for those pairs, on either side.
+    rag = encoder.encode("what is rag", ["stock market " * 80, "向量数据库", "short"])
+    capital = encoder.encode("capital", ["a b c", "北京是首都 " * 9])
+    parts = [(rag, np.array([2, 0])), (capital, np.array([1]))]
+    batch = pad(parts, encoder.pad_id, left=left)
+    pairs = [("what is rag", "short"), ("what is rag", "stock market " * 80), ("capital", "北京是首都 " * 9)]
+    encoder.tokenizer.padding_side = "left" if left else "right"
+    try:
+        expected = encoder.tokenizer([q for q, _ in pairs], [d for _, d in pairs], truncation="only_second",
+                                     max_length=64, padding=True, return_tensors="np")
+    finally:
+        encoder.tokenizer.padding_side = "right"
     for key, value in batch.items():
         assert (value == expected[key]).all(), key
 

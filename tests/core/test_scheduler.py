@@ -27,8 +27,9 @@ class EchoRuntime:
         self.gate.set()
         self.entered = threading.Event()
 
-    def collate(self, rows):
-        return [(int(t.tokens.ids[t.tokens.offsets[i]]), int(t.tokens.lengths[i])) for t, i in rows]
+    def collate(self, batch):
+        return [(int(tokens.ids[tokens.offsets[i]]), int(tokens.lengths[i])) for tokens, inputs in batch.parts
+                for i in inputs]
 
     def forward(self, batch):
         self.entered.set()

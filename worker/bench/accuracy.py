@@ -53,11 +53,15 @@ def score_pairs(model: str, pairs: list[tuple[str, str]], dtype: str, backend: s
     """Raw logits of each pair, through the worker's runtime, in input order."""
     from crossrank.worker.engine.device import place
     from crossrank.worker.engine.runtime import CrossEncoderRuntime
-    from crossrank.worker.engine.scheduler import Ticket
+    from crossrank.worker.engine.scheduler import Batch, Ticket
 
     runtime = CrossEncoderRuntime(model, place("cpu", dtype), backend=backend)
-    rows = [(Ticket(runtime.encoder.encode(q, [d])), 0) for q, d in pairs]
-    out = [runtime.fetch(runtime.forward(runtime.collate(rows[i:i + batch]))) for i in range(0, len(rows), batch)]
+    tickets = [Ticket(runtime.encoder.encode(q, [d])) for q, d in pairs]
+    out = []
+    for i in range(0, len(tickets), batch):
+        owners = np.arange(i, min(i + batch, len(tickets)))
+        rows = Batch.gather(tickets, owners, np.zeros(len(owners), dtype=np.int64))
+        out.append(runtime.fetch(runtime.forward(runtime.collate(rows))))
     return np.concatenate(out)
 
 

@@ -77,22 +77,25 @@ def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_
     return run
 
 
-def sorted_batches(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> list[list[Any]]:
+def sorted_batches(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> list[Any]:
     """Every pair of the workload tokenized, sorted by length and cut into batches under the worker's
-    token and pair budgets: the rows (ticket, input index) that `runtime.collate` pads."""
-    from crossrank.worker.engine.scheduler import Ticket
+    token and pair budgets: the Batches that `runtime.collate` pads."""
+    import numpy as np
 
-    rows = [(t, i) for q in workload for t in [Ticket(runtime.encoder.encode(q.query, q.documents))]
-            for i in range(t.size)]
-    rows.sort(key=lambda r: int(r[0].tokens.lengths[r[1]]))
-    batches, batch = [], []
-    for row in rows:
-        length = int(row[0].tokens.lengths[row[1]])
-        if batch and (len(batch) == max_pairs or length * (len(batch) + 1) > max_tokens):
-            batches.append(batch)
-            batch = []
-        batch.append(row)
-    batches.append(batch)
+    from crossrank.worker.engine.scheduler import Batch, Ticket
+
+    tickets = [Ticket(runtime.encoder.encode(q.query, q.documents)) for q in workload]
+    owners = np.repeat(np.arange(len(tickets)), [t.size for t in tickets])
+    indexes = np.concatenate([np.arange(t.size) for t in tickets])
+    lengths = np.concatenate([t.tokens.lengths for t in tickets])
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for end in range(1, len(order) + 1):  # sorted ascending: the last row is each batch's longest
+        size = end - start
+        if end == len(order) or size == max_pairs or int(lengths[order[end]]) * (size + 1) > max_tokens:
+            rows = order[start:end]
+            batches.append(Batch.gather(tickets, owners[rows], indexes[rows]))
+            start = end
     return batches
 
 
@@ -111,8 +114,7 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
         runtime.fetch(output)
     run = clock.run("m_model_only", [], 1)
     run.latencies_s = [run.wall_s]
-    lengths = [[int(t.tokens.lengths[i]) for t, i in batch] for batch in batches]
-    run.padding = sum(map(sum, lengths)) / sum(max(b) * len(b) for b in lengths)
+    run.padding = sum(int(b.lengths.sum()) for b in batches) / sum(b.padded_tokens for b in batches)
     return run
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 
 from crossrank.worker.engine.device import Placement
 from crossrank.worker.engine.encoder import PairEncoder, pad
-from crossrank.worker.engine.scheduler import Row
+from crossrank.worker.engine.scheduler import Batch
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def _use_shape_free_attention(placement: Placement) -> None:
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 
-class _Batch:
+class _Inputs:
     """Model inputs on their way to the device; `ready` is the side stream's event on a GPU."""
 
     def __init__(self, arrays: dict[str, np.ndarray], tensors: dict[str, torch.Tensor], ready: Any = None):
@@ -67,10 +66,10 @@ class _TorchForward:
     encoder: PairEncoder
     _copy_stream: Any = None
 
-    def collate(self, rows: Sequence[Row]) -> _Batch:
-        arrays = pad([(t.tokens, i) for t, i in rows], self.encoder.pad_id, self.encoder.pad_left)
+    def collate(self, batch: Batch) -> _Inputs:
+        arrays = pad(batch.parts, self.encoder.pad_id, self.encoder.pad_left)
         if self.placement.device.type != "cuda":
-            return _Batch(arrays, {k: torch.from_numpy(v) for k, v in arrays.items()})
+            return _Inputs(arrays, {k: torch.from_numpy(v) for k, v in arrays.items()})
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(self.placement.device)
         with torch.cuda.stream(self._copy_stream):
@@ -78,9 +77,9 @@ class _TorchForward:
                        for k, v in arrays.items()}
             ready = torch.cuda.Event()
             ready.record(self._copy_stream)
-        return _Batch(arrays, tensors, ready)
+        return _Inputs(arrays, tensors, ready)
 
-    def _inputs(self, batch: _Batch) -> dict[str, torch.Tensor]:
+    def _inputs(self, batch: _Inputs) -> dict[str, torch.Tensor]:
         if batch.ready is not None:
             stream = torch.cuda.current_stream(self.placement.device)
             stream.wait_event(batch.ready)
@@ -131,7 +130,7 @@ class CrossEncoderRuntime(_TorchForward):
             self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, onnx_cache,
                                          int8=backend == "onnx-int8")
 
-    def forward(self, batch: _Batch) -> Any:
+    def forward(self, batch: _Inputs) -> Any:
         if self.onnx is not None:
             return self.onnx(batch.arrays)
         with torch.inference_mode(), self._autocast():
@@ -156,6 +155,6 @@ class EmbedderRuntime(_TorchForward):
         self.encoder = PairEncoder(self.tokenizer, self.max_length, 0.25)
         self.dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
 
-    def forward(self, batch: _Batch) -> Any:
+    def forward(self, batch: _Inputs) -> Any:
         with torch.inference_mode(), self._autocast():
             return self.model(self._inputs(batch))["sentence_embedding"]

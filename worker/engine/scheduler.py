@@ -29,13 +29,10 @@ from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedErr
 
 log = logging.getLogger(__name__)
 
-Row = tuple["Ticket", int]  # a request and the index of one of its inputs
-
-
 class Runtime(Protocol):
     """A model as the scheduler sees it."""
 
-    def collate(self, rows: Sequence[Row]) -> Any: ...
+    def collate(self, batch: Batch) -> Any: ...
 
     def forward(self, batch: Any) -> Any: ...
 
@@ -108,7 +105,7 @@ class Ticket:
         assert self.outputs is not None
         return self.outputs
 
-    def _fill(self, indexes: list[int], values: np.ndarray) -> None:
+    def _fill(self, indexes: np.ndarray, values: np.ndarray) -> None:
         with self._lock:
             if self._done.is_set():
                 return
@@ -135,6 +132,40 @@ class Ticket:
                 self.on_done(self)
             except Exception:  # a broken callback must not take the scheduler down
                 log.exception("ticket callback failed")
+
+
+@dataclass
+class Batch:
+    """One forward pass's inputs, grouped by request: the rows are tickets[0]'s inputs[0], then
+    tickets[1]'s inputs[1], and so on. Everything per input is an array; nothing is per pair."""
+
+    tickets: list[Ticket]
+    inputs: list[np.ndarray]  # per ticket, the indexes of its inputs in this batch
+    lengths: np.ndarray  # per row, its tokens
+
+    @classmethod
+    def gather(cls, tickets: Sequence[Ticket], owners: np.ndarray, indexes: np.ndarray) -> Batch:
+        """Rows given as (owner ticket position, input index) arrays, regrouped by owner."""
+        order = np.argsort(owners, kind="stable")
+        owners, indexes = owners[order], indexes[order]
+        cuts = np.flatnonzero(np.diff(owners)) + 1
+        groups = np.split(indexes, cuts)
+        chosen = [tickets[int(k)] for k in owners[np.concatenate([[0], cuts])]] if len(owners) else []
+        lengths = (np.concatenate([t.tokens.lengths[i] for t, i in zip(chosen, groups, strict=True)])  # type: ignore[union-attr]
+                   if chosen else np.zeros(0, dtype=np.int64))
+        return cls(chosen, groups if chosen else [], lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def parts(self) -> list[tuple[Tokens, np.ndarray]]:
+        """Each request's tokens and the indexes of its inputs here: what `pad` takes."""
+        return [(t.tokens, i) for t, i in zip(self.tickets, self.inputs, strict=True)]  # type: ignore[misc]
+
+    @property
+    def padded_tokens(self) -> int:
+        return int(self.lengths.max()) * len(self.lengths) if len(self.lengths) else 0
 
 
 @dataclass
@@ -201,8 +232,8 @@ class Batcher:
         self._inflight_pairs = 0
         self._cond = threading.Condition()
         # Each batch travels with whether work was still queued behind it when it was formed.
-        self._ready: queue.Queue[tuple[list[Row], Any, bool] | None] = queue.Queue(maxsize=2)
-        self._done: queue.Queue[tuple[list[Row], Any, float, bool] | None] = queue.Queue(maxsize=2)
+        self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=2)
+        self._done: queue.Queue[tuple[Batch, Any, float, bool] | None] = queue.Queue(maxsize=2)
         self._last_done, self._last_saturated = 0.0, False
         self._stopping = False
         self._threads = [
@@ -280,7 +311,7 @@ class Batcher:
             kept.append(entry)
         self._pending = kept
 
-    def _next_batch(self) -> tuple[list[Row], bool] | None:
+    def _next_batch(self) -> tuple[Batch, bool] | None:
         with self._cond:
             while True:
                 if self._stopping:
@@ -297,30 +328,26 @@ class Batcher:
                 size += len(entry.todo)
                 if size >= self.window_pairs:
                     break
-            owners = np.concatenate([np.full(len(e.todo), k) for k, e in enumerate(window)])
+            counts = [len(e.todo) for e in window]
+            owners = np.repeat(np.arange(len(window)), counts)
             indexes = np.concatenate([e.todo for e in window])
             lengths = np.concatenate([e.ticket.tokens.lengths[e.todo] for e in window])  # type: ignore[union-attr]
             order = np.argsort(lengths, kind="stable")
-            head = len(window[0].todo)
-            anchor = int(np.flatnonzero(order < head)[-1])  # the head request's longest input
-            picked = np.sort(order[pick_batch(lengths[order].tolist(), anchor,
-                                              self.max_batch_tokens, self.max_batch_pairs)])
-            rows = [(window[owners[p]].ticket, int(indexes[p])) for p in picked]
+            anchor = int(np.flatnonzero(order < counts[0])[-1])  # the head request's longest input
+            picked = np.sort(order[pick_batch(lengths[order].tolist(), anchor, self.max_batch_tokens,
+                                              self.max_batch_pairs)])
+            batch = Batch.gather([e.ticket for e in window], owners[picked], indexes[picked])
             taken = np.zeros(len(indexes), dtype=bool)
             taken[picked] = True
-            start = 0
-            for entry in window:
-                n = len(entry.todo)
-                entry.todo = entry.todo[~taken[start:start + n]]
-                start += n
+            for entry, kept in zip(window, np.split(~taken, np.cumsum(counts)[:-1]), strict=True):
+                entry.todo = entry.todo[kept]
             self._pending = deque(e for e in self._pending if len(e.todo))
-            self._pending_pairs -= len(rows)
-            self._inflight_pairs += len(rows)
+            self._pending_pairs -= len(batch)
+            self._inflight_pairs += len(batch)
             depth = self._pending_pairs
-        batch_lengths = lengths[picked]
-        self.observer.batch_formed(len(rows), int(batch_lengths.sum()), int(batch_lengths.max()) * len(rows), depth)
+        self.observer.batch_formed(len(batch), int(batch.lengths.sum()), batch.padded_tokens, depth)
         self.stages.busy("schedule", time.perf_counter() - started)
-        return rows, depth > 0
+        return batch, depth > 0
 
     # -- the three threads -----------------------------------------------------------------
 
@@ -330,15 +357,15 @@ class Batcher:
             if formed is None:
                 self._ready.put(None)
                 return
-            rows, saturated = formed
+            batch, saturated = formed
             started = time.perf_counter()
             try:
-                features = self.runtime.collate(rows)
+                features = self.runtime.collate(batch)
             except Exception as exc:  # a bad input fails its batch, never the worker
-                self._fail(rows, exc, "collating")
+                self._fail(batch, exc, "collating")
                 continue
             self.stages.busy("collate", time.perf_counter() - started)
-            self._ready.put((rows, features, saturated))
+            self._ready.put((batch, features, saturated))
 
     def _forward_loop(self) -> None:
         while True:
@@ -346,76 +373,72 @@ class Batcher:
             if job is None:
                 self._done.put(None)
                 return
-            rows, features, saturated = job
-            if all(t.done for t, _ in rows):
-                self.observer.dropped(len(rows))
-                self._retire(rows)
+            batch, features, saturated = job
+            if all(t.done for t in batch.tickets):
+                self.observer.dropped(len(batch))
+                self._retire(batch)
                 continue
             start = time.perf_counter()
-            for t, _ in rows:
+            for t in batch.tickets:
                 if t.started is None:
                     t.started = start
             try:
                 output = self.runtime.forward(features)
             except Exception as exc:
-                self._fail(rows, exc, "inference")
+                self._fail(batch, exc, "inference")
                 continue
             self.stages.busy("forward", time.perf_counter() - start)
-            self._done.put((rows, output, start, saturated))
+            self._done.put((batch, output, start, saturated))
 
     def _post_loop(self) -> None:
         while True:
             job = self._done.get()
             if job is None:
                 return
-            rows, output, start, saturated = job
+            batch, output, start, saturated = job
             try:
                 values = self.runtime.fetch(output)
             except Exception as exc:
-                self._fail(rows, exc, "inference")
+                self._fail(batch, exc, "inference")
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
             # Work queued behind this batch and the one before it: the time between their ends is what a
             # batch really costs the host.
             busy = saturated and self._last_saturated
-            self._measure(rows, fetched - self._last_done if busy else seconds)
+            self._measure(batch, fetched - self._last_done if busy else seconds)
             self._last_done, self._last_saturated = fetched, saturated
-            self.observer.batch_done(len(rows), seconds)
-            by_ticket: dict[Ticket, tuple[list[int], list[int]]] = {}
-            for r, (t, i) in enumerate(rows):
-                slots, picked = by_ticket.setdefault(t, ([], []))
-                slots.append(i)
-                picked.append(r)
-            for t, (slots, picked) in by_ticket.items():
-                t._fill(slots, values[picked])
-            self._retire(rows)
+            self.observer.batch_done(len(batch), seconds)
+            start_row = 0
+            for t, inputs in zip(batch.tickets, batch.inputs, strict=True):  # rows are grouped by request
+                t._fill(inputs, values[start_row:start_row + len(inputs)])
+                start_row += len(inputs)
+            self._retire(batch)
             self.stages.busy("post", time.perf_counter() - fetched)
 
-    def _measure(self, rows: list[Row], seconds: float) -> None:
+    def _measure(self, batch: Batch, seconds: float) -> None:
         """Update the rate estimate from a batch at least half full, as batches are when work queues.
 
         While work queues, `seconds` is the time since the previous batch completed: everything the
         host spends per batch (tokenizing, gRPC, other processes on the same cores), not just the
         forward pass. A lone small batch costs about what a full one does, so it is skipped.
         """
-        padded = max(int(t.tokens.lengths[i]) for t, i in rows) * len(rows)  # type: ignore[union-attr]
-        if 2 * len(rows) < self.max_batch_pairs and 2 * padded < self.max_batch_tokens:
+        if 2 * len(batch) < self.max_batch_pairs and 2 * batch.padded_tokens < self.max_batch_tokens:
             return
-        per_pair = seconds / len(rows)
+        per_pair = seconds / len(batch)
         # Weighted to the latest batches: on shared cores the rate moves, and a stale estimate admits
         # requests that then miss their deadlines.
         self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
             0.5 * self.seconds_per_pair + 0.5 * per_pair)
 
-    def _retire(self, rows: list[Row]) -> None:
+    def _retire(self, batch: Batch) -> None:
         """A formed batch has left the pipeline: scored, failed or skipped."""
         with self._cond:
-            self._inflight_pairs -= len(rows)
+            self._inflight_pairs -= len(batch)
 
-    def _fail(self, rows: list[Row], exc: Exception, stage: str) -> None:
+    def _fail(self, batch: Batch, exc: Exception, stage: str) -> None:
         """A stage failed on a batch: its requests get the error, the worker goes on."""
-        log.exception("%s: %s failed on a batch of %d", self.name, stage, len(rows))
-        for t, _ in rows:
+        log.exception("%s: %s failed on a batch of %d", self.name, stage, len(batch))
+        for t in batch.tickets:
             t._finish(RuntimeError(f"inference failed: {type(exc).__name__}: {exc}"))
-        self._retire(rows)
+        self._retire(batch)
