@@ -1,5 +1,8 @@
 """Arrows point down: the light SDK pulls no torch, the worker never imports client or pipeline, and the
-pipeline imports of the worker only its settings (`crossrank up` starts workers with them)."""
+pipeline imports of the worker only its settings (`crossrank up` starts workers with them).
+
+Everyone may import `crossrank.common` (settings model, networking, logging) and `crossrank.protos` (the
+contract); those two import nothing of ours beyond themselves, and pull no torch."""
 
 import ast
 import subprocess
@@ -19,9 +22,30 @@ def _imports(folder: str) -> set[str]:
     return found
 
 
-def test_worker_imports_only_protos_of_ours():
-    ours = {m for m in _imports("worker") if m.startswith("crossrank.")}
-    assert not {m for m in ours if m.startswith(("crossrank.client", "crossrank.pipeline"))}, ours
+def _ours(folder: str) -> set[str]:
+    return {m for m in _imports(folder) if m.startswith("crossrank.")}
+
+
+def test_common_imports_nothing_of_ours():
+    assert _ours("common") == set()
+
+
+def test_protos_import_only_themselves():
+    assert {m for m in _ours("protos") if not m.startswith("crossrank.protos")} == set()
+
+
+def test_common_and_protos_pull_no_torch():
+    code = ("import sys, crossrank.common.settings, crossrank.common.net, crossrank.common.logs, crossrank.protos; "
+            "heavy = {'torch', 'transformers', 'sentence_transformers', 'celery', 'chromadb'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_worker_imports_only_common_and_protos_of_ours():
+    ours = _ours("worker")
+    assert "crossrank.common.settings" in ours  # guards the check: it reads the worker's imports
+    assert not {m for m in ours if not m.startswith(("crossrank.worker", "crossrank.common", "crossrank.protos"))}, ours
 
 
 def test_pipeline_imports_of_the_worker_only_its_settings():
@@ -33,9 +57,10 @@ def test_pipeline_imports_of_the_worker_only_its_settings():
     assert result.returncode == 0, result.stderr
 
 
-def test_client_imports_only_protos_of_ours():
-    ours = {m for m in _imports("client") if m.startswith("crossrank.")}
-    assert not {m for m in ours if m.startswith(("crossrank.worker", "crossrank.pipeline"))}, ours
+def test_client_imports_only_common_and_protos_of_ours():
+    ours = _ours("client")
+    assert "crossrank.common.settings" in ours  # guards the check: it reads the client's imports
+    assert not {m for m in ours if not m.startswith(("crossrank.client", "crossrank.common", "crossrank.protos"))}, ours
 
 
 def test_client_does_not_pull_torch():

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 from support.paths import SHARED
 from support.redis_server import PIPELINE_DB, redis_url_for
 from support.workers import crossrank_command
