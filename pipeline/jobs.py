@@ -27,6 +27,8 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from crossrank.pipeline.settings import PipelineSettings
+
 STATES = ("queued", "running", "done", "failed", "cancelled")  # as stored; `stalled` is read off a running job
 FINISHED = frozenset({"done", "failed", "cancelled"})
 MAX_ERRORS = 1000  # kept per job; the count goes on
@@ -201,11 +203,13 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "crossrank", stall_after: float = 30.0) -> JobStore:
+    def from_settings(cls, settings: PipelineSettings) -> JobStore:
+        """The job store every process uses: Redis at `redis_url`, keys under `key_prefix`, retrying
+        through outages."""
         retry = Retry(ExponentialWithJitterBackoff(cap=4.0, base=0.1), retries=REDIS_RETRIES)
-        client = redis.Redis.from_url(url, decode_responses=True, retry=retry,
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, retry=retry,
                                       retry_on_error=[redis.ConnectionError, redis.TimeoutError])
-        return cls(client, prefix, stall_after)
+        return cls(client, settings.key_prefix, settings.stall_seconds)
 
     def _key(self, job_id: str, part: str = "") -> str:
         return f"{self.prefix}:job:{job_id}" + (f":{part}" if part else "")

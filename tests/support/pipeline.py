@@ -161,7 +161,7 @@ class Pipeline:
     def jobs(self):
         from crossrank.pipeline.jobs import JobStore
 
-        return JobStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+        return JobStore.from_settings(self.settings)
 
     def chroma(self):
         from crossrank.pipeline.store import open_chroma
