@@ -5,7 +5,7 @@ A job is one hash (`<prefix>:job:<id>`) plus, per job:
   number to the set first: a chunk that a redelivery runs twice moves the progress once, and the job
   becomes `done` exactly when its last chunk is counted, never while results are missing;
 - `:payloads`, the task message of each chunk not yet counted, so that a lost chunk can be sent again
-  (`resume`, and the stall watchdog in tasks.py);
+  (`resume`, and the stall watchdog in bookkeeping.py);
 - `:owners`, who runs each started chunk and when it last said so (a heartbeat). A chunk whose owner
   has been silent for `stall_after` seconds is stalled: its process died without a word;
 - `:partial`, what each running chunk has done so far, so that progress moves before a chunk ends;
