@@ -36,7 +36,8 @@ from crossrank.pipeline.store import (
     results_collection_name,
 )
 
-# The original write-up's settings: (initial_k, top_k).
+# Depth presets, (initial_k, top_k): how many nearest passages the cross-encoder reranks, and how many
+# results are kept. Deeper finds more and costs more worker time per query.
 PROFILES = {"realtime": (50, 5), "document": (100, 10), "preview": (20, 3), "deep": (200, 20)}
 DEFAULT_PROFILE = "realtime"
 # Candidate pairs per rerank task when CROSSRANK_RERANK_CHUNK_SIZE is 0: each task's stream ends with
