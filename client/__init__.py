@@ -23,7 +23,7 @@ from crossrank.client.types import (
     Usage,
     WorkerInfo,
 )
-from crossrank.protos.net import DEFAULT_TARGET
+from crossrank.common.net import DEFAULT_TARGET
 
 __all__ = [
     "DEFAULT_TARGET", "AsyncCrossrankClient", "AuthenticationError", "ClientSettings", "CrossrankClient",

@@ -26,8 +26,8 @@ from crossrank.client.types import (
     Usage,
     WorkerInfo,
 )
+from crossrank.common.net import DEFAULT_TARGET
 from crossrank.protos import pb, pb_grpc
-from crossrank.protos.net import DEFAULT_TARGET
 
 _LONG_DOCUMENT = {"truncate": pb.LONG_DOCUMENT_TRUNCATE, "window": pb.LONG_DOCUMENT_WINDOW,
                   "error": pb.LONG_DOCUMENT_ERROR}

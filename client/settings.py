@@ -1,5 +1,5 @@
 """The client's settings (`crossrank rerank/info`, and the pipeline's calls to the workers), on the shared
-settings model of `crossrank.protos.settings`. The pipeline's settings extend these, so the variables both
+settings model of `crossrank.common.settings`. The pipeline's settings extend these, so the variables both
 read (the worker target, token, CA and timeout) have one default.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crossrank.protos.net import DEFAULT_TARGET
-from crossrank.protos.settings import (
+from crossrank.common.net import DEFAULT_TARGET
+from crossrank.common.settings import (
     S,
     Settings,
     SettingsError,

@@ -14,7 +14,7 @@ import sys
 
 import grpc
 
-from crossrank.protos.net import DEFAULT_PORT, health_status
+from crossrank.common.net import DEFAULT_PORT, health_status
 
 
 def channel() -> grpc.Channel:

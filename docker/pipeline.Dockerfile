@@ -10,6 +10,7 @@ ARG PYTHON_IMAGE=python:3.12-slim
 
 FROM ${PYTHON_IMAGE} AS source
 COPY pyproject.toml README.md /src/
+COPY common /src/common
 COPY protos /src/protos
 COPY client /src/client
 COPY worker /src/worker

@@ -35,6 +35,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN if [ -n "$TORCH_INDEX" ]; then export PIP_INDEX_URL="$TORCH_INDEX"; fi \
  && pip install --no-cache-dir "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md /src/
+COPY common /src/common
 COPY protos /src/protos
 COPY client /src/client
 COPY worker /src/worker

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.client import CrossrankClient
@@ -24,6 +23,7 @@ from crossrank.pipeline.documents import (
     read_queries,
 )
 from crossrank.pipeline.jobs import JobStatus, JobStore, new_job_id
+from crossrank.pipeline.records import ResultRecord
 from crossrank.pipeline.search import Hit, TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import (
@@ -36,7 +36,8 @@ from crossrank.pipeline.store import (
     results_collection_name,
 )
 
-# The original write-up's settings: (initial_k, top_k).
+# Depth presets, (initial_k, top_k): how many nearest passages the cross-encoder reranks, and how many
+# results are kept. Deeper finds more and costs more worker time per query.
 PROFILES = {"realtime": (50, 5), "document": (100, 10), "preview": (20, 3), "deep": (200, 20)}
 DEFAULT_PROFILE = "realtime"
 # Candidate pairs per rerank task when CROSSRANK_RERANK_CHUNK_SIZE is 0: each task's stream ends with
@@ -45,28 +46,8 @@ DEFAULT_PROFILE = "realtime"
 RERANK_CHUNK_PAIRS = 1024
 
 
-@dataclass(frozen=True)
-class ResultRecord:
-    """One ranked passage of a rerank job, as stored in the results collection."""
-
-    job_id: str
-    query_id: str
-    query: str
-    rank: int
-    initial_rank: int
-    score: float
-    doc_id: str
-    passage_id: str
-    text: str
-    model: str
-
-
 def _settings(settings: PipelineSettings | None) -> PipelineSettings:
     return settings or PipelineSettings.from_env()
-
-
-def _jobs(settings: PipelineSettings) -> JobStore:
-    return JobStore.from_url(settings.redis_url, settings.key_prefix, settings.stall_seconds)
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -127,9 +108,10 @@ def submit_index(source: str | Path | Iterable[Document | dict | str], collectio
     messages = [IndexChunk(job_id, number, collection, chars, overlap, documents).to_message()
                 for number, documents in enumerate(_chunks(unique, settings.index_chunk_size))]
     options = {"collection": collection, "passage_chars": chars, "passage_overlap": overlap}
-    _jobs(settings).create("index", collection, total=len(unique), chunks=len(messages), params=options,
-                           counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
-                           errors=_line_errors(errors), payloads=messages, job_id=job_id)
+    jobs = JobStore.from_settings(settings)
+    jobs.create("index", collection, total=len(unique), chunks=len(messages), params=options,
+                counts={"indexed": 0, "passages": 0, "skipped": skipped, "failed": len(errors)},
+                errors=_line_errors(errors), payloads=messages, job_id=job_id)
     enqueue(settings, "index", messages)
     return job_id
 
@@ -166,25 +148,26 @@ def submit_rerank(queries: str | Path | Iterable[Query | dict | str], collection
                 for number, queries in enumerate(_chunks(unique, chunk_size))]
     options = {"collection": collection, "results_collection": results_name, "initial_k": initial, "top_k": top,
                "profile": profile or ""}
-    _jobs(settings).create("rerank", collection, total=len(unique), chunks=len(messages), params=options,
-                           counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
-                                   "skipped": len(parsed) - len(unique)},
-                           errors=_line_errors(errors), payloads=messages, job_id=job_id)
+    jobs = JobStore.from_settings(settings)
+    jobs.create("rerank", collection, total=len(unique), chunks=len(messages), params=options,
+                counts={"queries": 0, "pairs": 0, "records": 0, "failed": len(errors),
+                        "skipped": len(parsed) - len(unique)},
+                errors=_line_errors(errors), payloads=messages, job_id=job_id)
     enqueue(settings, "rerank", messages)
     return job_id
 
 
 def status(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatus:
-    return _jobs(_settings(settings)).get(job_id)
+    return JobStore.from_settings(_settings(settings)).get(job_id)
 
 
 def list_jobs(limit: int = 20, *, settings: PipelineSettings | None = None) -> list[JobStatus]:
-    return _jobs(_settings(settings)).list(limit)
+    return JobStore.from_settings(_settings(settings)).list(limit)
 
 
 def cancel(job_id: str, *, settings: PipelineSettings | None = None) -> JobStatus:
     """Stop a queued or running job: chunks not yet started are skipped. Finished jobs are left as they are."""
-    return _jobs(_settings(settings)).cancel(job_id)
+    return JobStore.from_settings(_settings(settings)).cancel(job_id)
 
 
 def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int]:
@@ -192,7 +175,7 @@ def resume(job_id: str, *, settings: PipelineSettings | None = None) -> list[int
     numbers (none for a finished job). A chunk that still runs somewhere runs twice, which changes nothing
     (see tasks.py)."""
     settings = _settings(settings)
-    jobs = _jobs(settings)
+    jobs = JobStore.from_settings(settings)
     job = jobs.get(job_id)
     if job.finished:  # nothing is missing, or nothing should run
         return []
@@ -205,7 +188,7 @@ def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.5,
          on_progress: Callable[[JobStatus], None] | None = None,
          settings: PipelineSettings | None = None) -> JobStatus:
     """Block until the job has finished (done, failed or cancelled); TimeoutError after `timeout` seconds."""
-    jobs = _jobs(_settings(settings))
+    jobs = JobStore.from_settings(_settings(settings))
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         job = jobs.get(job_id)
@@ -222,7 +205,7 @@ def results(job_id: str, *, query_id: str | None = None,
             settings: PipelineSettings | None = None) -> list[ResultRecord]:
     """A rerank job's records, ordered by query id and rank."""
     settings = _settings(settings)
-    job = _jobs(settings).get(job_id)
+    job = JobStore.from_settings(settings).get(job_id)
     if job.kind != "rerank":
         raise ValueError(f"job {job_id} is an {job.kind} job; only rerank jobs have results")
     where: dict = {"job_id": job_id} if query_id is None else {"$and": [{"job_id": job_id}, {"query_id": query_id}]}
@@ -236,10 +219,8 @@ def results(job_id: str, *, query_id: str | None = None,
             raise ResultsGone(job_id, job.counts["records"], name) from None
         return []
     found = collection.get(where=where, include=["documents", "metadatas"])
-    records = [ResultRecord(job_id=m["job_id"], query_id=m["query_id"], query=m["query"], rank=int(m["rank"]),
-                            initial_rank=int(m["initial_rank"]), score=float(m["score"]), doc_id=m["doc_id"],
-                            passage_id=m["passage_id"], text=text, model=m["model"])
-               for m, text in zip(found["metadatas"], found["documents"], strict=True)]
+    records = [ResultRecord.from_chroma(metadata, text)
+               for metadata, text in zip(found["metadatas"], found["documents"], strict=True)]
     return sorted(records, key=lambda r: (r.query_id, r.rank))
 
 

@@ -7,51 +7,57 @@ in Redis until the chunk is counted, so that a lost chunk can be sent again as i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar, TypeVar
 
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, configure
 from crossrank.pipeline.documents import Document, Query
 from crossrank.pipeline.settings import PipelineSettings
 
-
-class _Message:
-    def to_message(self) -> dict:
-        return asdict(self)
+M = TypeVar("M", bound="_Chunk")
 
 
 @dataclass(frozen=True)
-class IndexChunk(_Message):
+class _Chunk:
+    """Which job and chunk, the collection it reads or writes, and its records: one list field,
+    named with its item type in `RECORDS`."""
+
+    RECORDS: ClassVar[tuple[str, type]]
     job_id: str
     chunk: int
     collection: str
+
+    def to_message(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls: type[M], message: dict) -> M:
+        name, kind = cls.RECORDS
+        return cls(**{**message, name: [kind(**record) for record in message[name]]})
+
+    def __len__(self) -> int:
+        return len(getattr(self, self.RECORDS[0]))
+
+
+@dataclass(frozen=True)
+class IndexChunk(_Chunk):
+    RECORDS = ("documents", Document)
+
     passage_chars: int
     passage_overlap: int
     documents: list[Document]
 
-    @classmethod
-    def from_message(cls, message: dict) -> IndexChunk:
-        return cls(**{**message, "documents": [Document(**d) for d in message["documents"]]})
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
 
 @dataclass(frozen=True)
-class RerankChunk(_Message):
-    job_id: str
-    chunk: int
-    collection: str
+class RerankChunk(_Chunk):
+    RECORDS = ("queries", Query)
+
     results_collection: str
     initial_k: int
     top_k: int
     queries: list[Query]
 
-    @classmethod
-    def from_message(cls, message: dict) -> RerankChunk:
-        return cls(**{**message, "queries": [Query(**q) for q in message["queries"]]})
 
-    def __len__(self) -> int:
-        return len(self.queries)
-
+Chunk = IndexChunk | RerankChunk
 
 TASKS = {"index": INDEX_TASK, "rerank": RERANK_TASK}  # by job kind
 

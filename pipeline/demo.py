@@ -1,6 +1,6 @@
 """`crossrank demo`: the whole flow on one machine, on a small Chinese and English corpus.
 
-1. rerank the original write-up's example (什么是RAG技术？ and five candidates) on the worker;
+1. rerank one example query (什么是RAG技术？, "what is RAG?") and five candidates on the worker;
 2. index sample_data/corpus.jsonl through a Celery index job (Embed, then Chroma);
 3. run an offline rerank job for sample_data/queries.jsonl and print its ranked results.
 """

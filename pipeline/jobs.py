@@ -5,7 +5,7 @@ A job is one hash (`<prefix>:job:<id>`) plus, per job:
   number to the set first: a chunk that a redelivery runs twice moves the progress once, and the job
   becomes `done` exactly when its last chunk is counted, never while results are missing;
 - `:payloads`, the task message of each chunk not yet counted, so that a lost chunk can be sent again
-  (`resume`, and the stall watchdog in tasks.py);
+  (`resume`, and the stall watchdog in bookkeeping.py);
 - `:owners`, who runs each started chunk and when it last said so (a heartbeat). A chunk whose owner
   has been silent for `stall_after` seconds is stalled: its process died without a word;
 - `:partial`, what each running chunk has done so far, so that progress moves before a chunk ends;
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+
+from crossrank.pipeline.settings import PipelineSettings
 
 STATES = ("queued", "running", "done", "failed", "cancelled")  # as stored; `stalled` is read off a running job
 FINISHED = frozenset({"done", "failed", "cancelled"})
@@ -201,11 +203,13 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "crossrank", stall_after: float = 30.0) -> JobStore:
+    def from_settings(cls, settings: PipelineSettings) -> JobStore:
+        """The job store every process uses: Redis at `redis_url`, keys under `key_prefix`, retrying
+        through outages."""
         retry = Retry(ExponentialWithJitterBackoff(cap=4.0, base=0.1), retries=REDIS_RETRIES)
-        client = redis.Redis.from_url(url, decode_responses=True, retry=retry,
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, retry=retry,
                                       retry_on_error=[redis.ConnectionError, redis.TimeoutError])
-        return cls(client, prefix, stall_after)
+        return cls(client, settings.key_prefix, settings.stall_seconds)
 
     def _key(self, job_id: str, part: str = "") -> str:
         return f"{self.prefix}:job:{job_id}" + (f":{part}" if part else "")

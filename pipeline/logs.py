@@ -8,7 +8,7 @@ import logging
 from celery._state import get_current_task
 from celery.signals import after_setup_logger, after_setup_task_logger
 
-from crossrank.protos.logs import JsonLogFormatter
+from crossrank.common.logs import JsonLogFormatter
 
 
 class TaskJsonLogFormatter(JsonLogFormatter):

@@ -44,7 +44,7 @@ class PipelineCollector(Collector):
 
 def registry_for(settings: PipelineSettings) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(PipelineCollector(JobStore.from_url(settings.redis_url, settings.key_prefix)))
+    registry.register(PipelineCollector(JobStore.from_settings(settings)))
     return registry
 
 

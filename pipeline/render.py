@@ -98,7 +98,7 @@ def jobs_table(jobs: Sequence[JobStatus]) -> _JobsTable:
 
 
 def ranked_table(title: str, rows: Sequence[tuple[int, int, float, str, str]]) -> Table:
-    """The original write-up's output: rank, initial rank, score, document id, document."""
+    """Ranked results, one row each: rank, initial rank, score, document id, document."""
     table = Table(title=title, title_justify="left")
     for name in ("rank", "initial", "score"):
         table.add_column(name, justify="right", no_wrap=True)

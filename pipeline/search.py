@@ -1,8 +1,9 @@
 """Two-stage retrieval: the collection's nearest passages by embedding, then the cross-encoder.
 
-The original write-up's TwoStageRetriever as a library call. `search_many` is what a rerank job
-runs per chunk: one Embed call for all its queries, one Chroma query, and one `RerankStream`
-carrying every query's candidates, so the worker batches them together.
+Retrieve and rerank as a library call, the pattern of sentence-transformers' example:
+https://github.com/UKPLab/sentence-transformers/tree/master/examples/sentence_transformer/applications/retrieve_rerank
+`search_many` is what a rerank job runs per chunk: one Embed call for all its queries, one Chroma
+query, and one `RerankStream` carrying every query's candidates, so the worker batches them together.
 """
 
 from __future__ import annotations

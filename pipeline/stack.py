@@ -21,10 +21,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossrank.common.net import free_port, serving
 from crossrank.pipeline.local_process import LocalProcess, ServiceFailed
 from crossrank.pipeline.masking import mask_url
 from crossrank.pipeline.settings import PipelineSettings
-from crossrank.protos.net import free_port, serving
 
 __all__ = ["LocalStack", "ServiceFailed", "free_port"]
 

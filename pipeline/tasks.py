@@ -12,10 +12,8 @@ Faults:
 - Job-state writes retry through Redis outages (jobs.py). Should Redis stay away longer, the
   message is rejected back to its queue: Celery acks a failed task, and a chunk acked but not
   counted would be lost.
-- A chunk is owned from the moment a Celery worker receives its message, and while it runs, its
-  pool process sends heartbeats. A watchdog thread in every pool process sends again the chunks
-  whose owner went silent (a killed Celery parent or container, whose messages Redis would hold
-  back for the whole visibility timeout).
+- A chunk has an owner that sends heartbeats; a watchdog sends again the chunks whose owner went
+  silent (bookkeeping.py).
 """
 
 from __future__ import annotations
@@ -23,26 +21,22 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import redis
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import task_received, worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_shutdown
 from chromadb.api import ClientAPI
-from kombu.exceptions import OperationalError
 
 from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError, backoff
+from crossrank.pipeline.bookkeeping import INFRASTRUCTURE_ERRORS, ChunkProgress, owning
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
-from crossrank.pipeline.chunks import IndexChunk, RerankChunk, enqueue
+from crossrank.pipeline.chunks import Chunk, IndexChunk, RerankChunk
 from crossrank.pipeline.jobs import JobStore
 from crossrank.pipeline.passages import split_passages
-from crossrank.pipeline.search import SearchResult, TwoStageRetriever
+from crossrank.pipeline.records import ResultRecords
+from crossrank.pipeline.search import TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import CollectionNotFound, open_chroma, open_collection, upsert
 
@@ -51,11 +45,6 @@ log = logging.getLogger("crossrank.pipeline")
 # Retrying these cannot help: record the chunk as failed at once.
 PERMANENT_ERRORS = (CollectionNotFound, AuthenticationError, InvalidRequestError, NotServedError, ValueError,
                     TypeError, KeyError)
-# Redis (job state, or the broker) out of reach after the client's own retries.
-INFRASTRUCTURE_ERRORS = (redis.RedisError, OperationalError)
-PROGRESS_EVERY_S = 1.0
-
-Chunk = IndexChunk | RerankChunk
 
 
 @dataclass
@@ -68,14 +57,10 @@ class Resources:
     chroma: ClientAPI
 
 
-def job_store(settings: PipelineSettings) -> JobStore:
-    return JobStore.from_url(settings.redis_url, settings.key_prefix, settings.stall_seconds)
-
-
 @functools.cache
 def resources() -> Resources:
     settings: PipelineSettings = app.settings
-    return Resources(settings, job_store(settings), CrossrankClient(**settings.client_kwargs()),
+    return Resources(settings, JobStore.from_settings(settings), CrossrankClient(**settings.client_kwargs()),
                      open_chroma(settings))
 
 
@@ -139,84 +124,6 @@ def _give_up_or_retry(task: Task, jobs: JobStore, chunk: Chunk, kind: str, exc: 
                                 "retries": task.request.retries})
 
 
-# -- ownership: heartbeats, and the watchdog that sends silent chunks again ---------------------------
-
-@contextmanager
-def owning(jobs: JobStore, chunk: Chunk, owner: str) -> Iterator[bool]:
-    """The chunk is `owner`'s while the block runs, with a heartbeat; False when its job is over."""
-    state = jobs.start(chunk.job_id, chunk.chunk, owner)
-    if state != "running":
-        log.info("job %s chunk %d skipped: job is %s", chunk.job_id, chunk.chunk, state or "gone",
-                 extra={"job_id": chunk.job_id, "chunk": chunk.chunk})
-        yield False
-        return
-    stop = threading.Event()
-    beating = threading.Thread(target=_beat, args=(jobs, chunk, owner, stop), daemon=True, name="crossrank-heartbeat")
-    beating.start()
-    try:
-        yield True
-    finally:
-        stop.set()
-
-
-def _beat(jobs: JobStore, chunk: Chunk, owner: str, stop: threading.Event) -> None:
-    while not stop.wait(jobs.stall_after / 3):
-        try:
-            if not jobs.beat(chunk.job_id, chunk.chunk, owner):
-                return  # counted, or claimed by a watchdog: not ours any more
-        except INFRASTRUCTURE_ERRORS as exc:
-            log.debug("heartbeat of job %s chunk %d failed: %s", chunk.job_id, chunk.chunk, exc)
-
-
-@functools.cache
-def _receiver_jobs() -> JobStore:
-    return job_store(app.settings)
-
-
-@task_received.connect
-def _own_on_receipt(request, **_) -> None:
-    """Own a chunk from the moment this worker takes its message, before a pool process starts it: should the
-    worker die in between, the entry goes silent and a watchdog sends the chunk again."""
-    message = request.args[0] if request.args else None
-    if not isinstance(message, dict) or "job_id" not in message:
-        return
-    try:
-        _receiver_jobs().start(message["job_id"], message["chunk"], f"{request.hostname} pid {os.getpid()}")
-    except INFRASTRUCTURE_ERRORS as exc:
-        log.warning("job %s chunk %s: could not record its owner: %s", message["job_id"], message["chunk"], exc)
-
-
-@worker_process_init.connect
-def _start_watchdog(**_) -> None:
-    settings: PipelineSettings = app.settings
-    threading.Thread(target=watch, args=(settings, f"pid {os.getpid()}"), daemon=True,
-                     name="crossrank-watchdog").start()
-
-
-def watch(settings: PipelineSettings, claimer: str) -> None:
-    """Forever: send again every chunk whose owner has been silent for `stall_seconds`."""
-    jobs = job_store(settings)
-    while True:
-        time.sleep(random.uniform(0.25, 0.5) * settings.stall_seconds)
-        try:
-            requeue_stalled(jobs, settings, claimer)
-        except INFRASTRUCTURE_ERRORS as exc:
-            log.debug("stall check failed: %s", exc)
-
-
-def requeue_stalled(jobs: JobStore, settings: PipelineSettings, claimer: str) -> int:
-    sent = 0
-    for job_id in jobs.active():
-        messages = jobs.claim_stalled(job_id, claimer)
-        if messages:
-            kind = jobs.get(job_id).kind
-            log.warning("job %s: chunks %s have no live owner; sent again", job_id,
-                        ", ".join(str(m["chunk"]) for m in messages), extra={"job_id": job_id})
-            enqueue(settings, kind, messages)
-            sent += len(messages)
-    return sent
-
-
 # -- the work ----------------------------------------------------------------------------------------
 
 def index_documents(r: Resources, chunk: IndexChunk) -> dict:
@@ -239,43 +146,6 @@ def index_documents(r: Resources, chunk: IndexChunk) -> dict:
     if stale:
         collection.delete(ids=stale)
     return {"indexed": len(documents), "passages": len(passages)}
-
-
-@dataclass
-class ResultRecords:
-    """A rerank chunk's records for the results collection, column by column as Chroma takes them."""
-
-    ids: list[str] = field(default_factory=list)
-    embeddings: list[list[float]] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    metadatas: list[dict] = field(default_factory=list)
-
-    def add(self, job_id: str, query_id: str, result: SearchResult) -> None:
-        for hit in result.hits:
-            self.ids.append(f"{job_id}:{query_id}:{hit.rank}")
-            self.embeddings.append(hit.embedding)
-            self.texts.append(hit.text)
-            self.metadatas.append({"job_id": job_id, "query_id": query_id, "query": result.query,
-                                   "doc_id": hit.doc_id, "passage_id": hit.passage_id, "rank": hit.rank,
-                                   "score": hit.score, "initial_rank": hit.initial_rank, "model": result.model})
-
-
-class ChunkProgress:
-    """Queries and pairs done so far, written to the job on the first result, then at most once a second."""
-
-    def __init__(self, jobs: JobStore, chunk: RerankChunk):
-        self.jobs, self.chunk = jobs, chunk
-        self.so_far = {"items": 0, "queries": 0, "pairs": 0}
-        self.written = float("-inf")
-
-    def __call__(self, result: SearchResult) -> None:
-        self.so_far["items"] += 1
-        if result.error is None:
-            self.so_far["queries"] += 1
-            self.so_far["pairs"] += result.pairs
-        if time.monotonic() - self.written >= PROGRESS_EVERY_S:
-            self.written = time.monotonic()
-            self.jobs.progress(self.chunk.job_id, self.chunk.chunk, self.so_far)
 
 
 def rerank_queries(r: Resources, chunk: RerankChunk) -> dict:

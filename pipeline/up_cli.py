@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
+from crossrank.common.settings import SettingsError, click_option, settings_field
 from crossrank.pipeline.masking import mask_url, write_env_file
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.stack import LocalStack, ServiceFailed
 from crossrank.pipeline.start_status import start_status
-from crossrank.protos.settings import SettingsError, click_option, settings_field
 from crossrank.worker.settings import WorkerSettings  # light: dataclasses, no torch
 
 

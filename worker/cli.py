@@ -11,8 +11,8 @@ import traceback
 
 import click
 
-from crossrank.protos.logs import JsonLogFormatter as _JsonFormatter
-from crossrank.protos.logs import extra_fields as _fields
+from crossrank.common.logs import JsonLogFormatter as _JsonFormatter
+from crossrank.common.logs import extra_fields as _fields
 from crossrank.worker.settings import WorkerSettings
 
 

@@ -2,7 +2,7 @@
 
 Flags win over environment variables, which win over the defaults below; `validate()`
 runs once at start-up so a bad value stops the process with a message, not a traceback.
-Built on the shared `Settings` (crossrank.protos.settings): its flags come from the same generator as
+Built on the shared `Settings` (crossrank.common.settings): its flags come from the same generator as
 every other command's.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
-from crossrank.protos.net import DEFAULT_PORT
-from crossrank.protos.settings import Settings, SettingsError, setting
+from crossrank.common.net import DEFAULT_PORT
+from crossrank.common.settings import Settings, SettingsError, setting
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"

@@ -11,7 +11,7 @@ import pytest
 from support.workers import WorkerProcess, crossrank_command
 
 from crossrank.client import AsyncCrossrankClient, CrossrankClient, DeadlineExceededError
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 # A stream whose caller stops sending for 10 s: with the client's 1 s deadline it ends early.
 REQUEST = {"query": "q", "documents": ["a", "b"], "request_id": "r"}

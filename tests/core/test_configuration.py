@@ -56,7 +56,7 @@ def _readme_rows() -> dict[str, list[str]]:
 
 def test_importing_any_module_reads_no_environment():
     modules = []
-    for folder in ("protos", "worker", "client", "pipeline"):
+    for folder in ("common", "protos", "worker", "client", "pipeline"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             if parts[-1] != "__main__" and not any(p.startswith((".", "node_modules")) for p in parts):

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from support.workers import serving_worker
 
+from crossrank.common.net import free_port
 from crossrank.protos import pb, pb_grpc
-from crossrank.protos.net import free_port
 
 GRACE = 1.0
 

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from support.workers import crossrank_command
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 from crossrank.worker.model_source import ModelSourceError, check_model_source
 
 SETTING = "CROSSRANK_MODEL (--model)"

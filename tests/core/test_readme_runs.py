@@ -30,7 +30,7 @@ import redis
 from support.paths import ROOT
 from support.redis_server import LOCAL_STACK_DB, redis_url_for
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 REDIS_URL = redis_url_for(LOCAL_STACK_DB)

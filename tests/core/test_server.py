@@ -12,7 +12,7 @@ from support.clients import CLIENT_KINDS, open_client
 from support.workers import worker_settings
 
 from crossrank.client import AsyncCrossrankClient, CrossrankClient, DeadlineExceededError, RerankRequest
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 from crossrank.worker.server import create_server
 
 

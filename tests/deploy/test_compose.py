@@ -435,7 +435,7 @@ def healthcheck(test: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 def test_pipeline_command_and_healthcheck_work_together(private_redis, tmp_path):
     """compose's pipeline command starts a Celery node, its metrics answer, and the healthcheck
     passes for that node (named after the host, as in a container) and fails for any other."""
-    from crossrank.protos.net import free_port
+    from crossrank.common.net import free_port
 
     metrics_port = free_port()
     service = services(compose_config(BASE, env={"PIPELINE_CONCURRENCY": "1"}))["pipeline"]

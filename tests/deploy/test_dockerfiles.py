@@ -335,7 +335,7 @@ def test_health_check_passes_on_a_serving_worker(worker):
 
 
 def test_health_check_fails_when_nothing_listens():
-    from crossrank.protos.net import free_port
+    from crossrank.common.net import free_port
 
     result = run_health_check(CROSSRANK_PORT=str(free_port()))
     assert result.returncode == 1

@@ -20,8 +20,8 @@ import redis
 from support.redis_server import LOCAL_STACK_DB, redis_url_for
 from support.workers import crossrank_command
 
+from crossrank.common.net import free_port
 from crossrank.pipeline.stack import LocalStack, ServiceFailed, chroma_answers, grpc_serving, redis_answers
-from crossrank.protos.net import free_port
 
 REDIS_URL = redis_url_for(LOCAL_STACK_DB)
 TOPICS = ["paris is the capital of france", "berlin is the capital of germany", "the weather is cold today",

@@ -21,7 +21,7 @@ from support.paths import ROOT
 from support.workers import worker_in_process
 
 from crossrank.client import CrossrankClient
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 NODE_DIR = ROOT / "client" / "examples" / "node"
 QUERY = "什么是RAG技术？ what is retrieval augmented generation"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from support.workers import WorkerProcess
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 
 @dataclass

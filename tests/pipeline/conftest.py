@@ -15,7 +15,7 @@ from support.pipeline import (
 )
 from support.workers import WorkerProcess, serving_worker
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from support.pipeline import CORPUS, Pipeline, base_env, flush_db, start_celery,
 from support.workers import WorkerProcess
 
 from crossrank import pipeline
+from crossrank.common.net import free_port
 from crossrank.pipeline.store import CollectionNotFound, open_collection
-from crossrank.protos.net import free_port
 
 pytestmark = pytest.mark.slow  # end to end, with real processes: `pytest -m 'not slow'` skips it
 

@@ -37,7 +37,7 @@ def resources(redis_db, grpc_worker, tmp_path):
     settings = PipelineSettings.from_env({}, redis_url=redis_db, chroma_path=str(tmp_path / "chroma"),
                                          worker_target=grpc_worker.address, embed_batch_size=5)
     client = CrossrankClient(**settings.client_kwargs())
-    r = Resources(settings, JobStore.from_url(redis_db), client, open_chroma(settings))
+    r = Resources(settings, JobStore.from_settings(settings), client, open_chroma(settings))
     yield r
     client.close()
     r.jobs.redis.close()

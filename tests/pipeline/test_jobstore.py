@@ -19,7 +19,7 @@ def prefix(redis_db) -> str:
 
 @pytest.fixture
 def store(redis_db, prefix):
-    jobs = JobStore.from_url(redis_db, prefix)
+    jobs = JobStore.from_settings(PipelineSettings(redis_url=redis_db, key_prefix=prefix))
     yield jobs
     jobs.redis.close()
 
@@ -188,7 +188,7 @@ def _aged(store, job_id: str, chunk: int, seconds: float) -> None:
 
 
 def test_a_silent_owner_makes_the_job_stalled_and_its_chunk_is_claimed_once(redis_db, prefix):
-    store = JobStore.from_url(redis_db, prefix, stall_after=5)
+    store = JobStore.from_settings(PipelineSettings(redis_url=redis_db, key_prefix=prefix, stall_seconds=5))
     messages = [{"job_id": "j", "chunk": n, "items": [n]} for n in range(3)]
     job_id = store.create("index", "docs", total=3, chunks=3, params={}, payloads=messages)
     assert store.start(job_id, 0, "celery@a pid 1") == "running"
@@ -217,7 +217,7 @@ def test_a_silent_owner_makes_the_job_stalled_and_its_chunk_is_claimed_once(redi
 
 
 def test_a_job_nothing_moved_for_a_while_is_stalled(redis_db, prefix):
-    store = JobStore.from_url(redis_db, prefix, stall_after=5)
+    store = JobStore.from_settings(PipelineSettings(redis_url=redis_db, key_prefix=prefix, stall_seconds=5))
     job_id = store.create("rerank", "docs", total=2, chunks=2, params={})
     store.start(job_id, 0, "celery@a pid 1")
     store.complete_chunk(job_id, 0, 1, {"queries": 1})
@@ -229,7 +229,7 @@ def test_a_job_nothing_moved_for_a_while_is_stalled(redis_db, prefix):
 
 
 def test_running_chunks_report_progress_that_counting_replaces(redis_db, prefix):
-    store = JobStore.from_url(redis_db, prefix)
+    store = JobStore.from_settings(PipelineSettings(redis_url=redis_db, key_prefix=prefix))
     job_id = store.create("rerank", "docs", total=10, chunks=2, params={}, counts={"queries": 0, "pairs": 0})
     store.start(job_id, 0, "o")
     store.progress(job_id, 0, {"items": 2, "queries": 2, "pairs": 40})
@@ -245,12 +245,12 @@ def test_running_chunks_report_progress_that_counting_replaces(redis_db, prefix)
 
 
 def test_a_rerank_chunk_shows_its_progress_per_query(redis_db, prefix):
+    from crossrank.pipeline.bookkeeping import ChunkProgress
     from crossrank.pipeline.chunks import RerankChunk
     from crossrank.pipeline.documents import Query
     from crossrank.pipeline.search import SearchResult
-    from crossrank.pipeline.tasks import ChunkProgress
 
-    store = JobStore.from_url(redis_db, prefix)
+    store = JobStore.from_settings(PipelineSettings(redis_url=redis_db, key_prefix=prefix))
     job_id = store.create("rerank", "docs", total=3, chunks=1, params={}, counts={"queries": 0, "pairs": 0})
     store.start(job_id, 0, "o")
     progress = ChunkProgress(store, RerankChunk(job_id, 0, "docs", "docs-results", 8, 3,

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 from crossrank import pipeline
+from crossrank.common.net import free_port
 from crossrank.pipeline.local_process import LocalProcess
 from crossrank.pipeline.store import open_collection
-from crossrank.protos.net import free_port
 from support.pipeline import CORPUS, QUERIES, CeleryWorker, ChromaServer, Pipeline, base_env, settings_for, wait_for
 
 COLLECTION = "faults"

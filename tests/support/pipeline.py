@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 from support.paths import SHARED
 from support.redis_server import PIPELINE_DB, redis_url_for
 from support.workers import crossrank_command
@@ -161,7 +161,7 @@ class Pipeline:
     def jobs(self):
         from crossrank.pipeline.jobs import JobStore
 
-        return JobStore.from_url(self.settings.redis_url, self.settings.key_prefix)
+        return JobStore.from_settings(self.settings)
 
     def chroma(self):
         from crossrank.pipeline.store import open_chroma

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 PIPELINE_DB = 11
 LOCAL_STACK_DB = 13

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from crossrank.protos.net import free_port, health_status
+from crossrank.common.net import free_port, health_status
 
 
 def worker_settings(cross_encoder: Path, bi_encoder: Path | None = None, **overrides):

@@ -50,7 +50,7 @@ class _Clock:
 
 def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_size: int = 32,
                 dtype: torch.dtype | None = None, one_call: bool = False, name: str = "a_predict") -> Run:
-    """(a) The original write-up's way: one CrossEncoder.predict per query, batch_size 32, fp32.
+    """(a) Plain sentence-transformers: one CrossEncoder.predict per query, batch_size 32 (its default), fp32.
 
     sentence-transformers 6.x already sorts one call's pairs by length, so this baseline
     pads only within a query; what it cannot do is share batches across queries. With `dtype`

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.protos.settings import Settings, setting
+from crossrank.common.settings import Settings, setting
 
 HUB_TOKENIZER = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -1,5 +1,5 @@
 """JSON log lines, one object per line, for the worker (`crossrank serve --json-logs`) and the pipeline
-(`crossrank pipeline worker --json-logs`). Hand-written; here because both sides import `crossrank.protos`."""
+(`crossrank pipeline worker --json-logs`)."""
 
 from __future__ import annotations
 

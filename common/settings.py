@@ -3,8 +3,7 @@ variable and a flag, with one default and one help text.
 
 A command reads its settings once, when it starts (`Settings.options` builds its click options from
 the fields and hands the command one validated object), and passes that object down. Importing a
-module reads no environment. Hand-written; here because worker, client and pipeline all import
-`crossrank.protos`, and the worker nothing else of ours.
+module reads no environment.
 """
 
 from __future__ import annotations

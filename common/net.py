@@ -1,6 +1,5 @@
 """What every side needs about reaching a worker: its default address, a free port, and the standard
-gRPC health probe. Hand-written; it lives beside the generated contract because worker, client and
-pipeline all import `crossrank.protos`, and nothing else of ours."""
+gRPC health probe."""
 
 from __future__ import annotations
 
