@@ -6,7 +6,8 @@
 #   bge-reranker-v2-m3 shape at fp16 (128 queries, 16k-token / 256-pair batches), then the MiniLM-L6 shape.
 set -euo pipefail
 if [ "${1:-}" = prepare ]; then
-  exec bash ../shared/gpu/prepare.sh
+  # psutil: the bench reads the CPU time of the worker it starts as its own process.
+  GPU_EXTRA_WHEELS="psutil==7.2.2 ${GPU_EXTRA_WHEELS:-}" exec bash ../shared/gpu/prepare.sh
 fi
 [ -f .gpu/run-bench.sh ] || { echo "no .gpu/: run 'bash scripts/gpu-bench.sh prepare' here first"; exit 1; }
 export OUT=${OUT:-$PWD/bench-out}

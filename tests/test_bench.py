@@ -101,7 +101,7 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     data = json.loads((out / "report.json").read_text())
     assert set(report.REPORT_KEYS) <= set(data) and data["schema"] == report.SCHEMA
     assert set(data["runs"]) == {"a_predict", "p_query", "p_sorted", "tokenizer_1_core", "m_model_only",
-                                 "b_unary", "c_concurrent", "d_stream"}
+                                 "m_model_1_thread", "b_unary", "c_concurrent", "d_stream", "e_stream_process"}
     for run in [*data["runs"].values(), *data["sweep"]]:
         assert set(run) == set(report.RUN_KEYS)
         assert run["pairs"] == data["workload"]["pairs"] > 0 and run["pairs_per_s"] > 0
@@ -111,12 +111,23 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     assert data["workload"]["languages"]["en"] > 0 and data["workload"]["languages"]["zh"] > 0
     assert {"fp32", "bf16"} <= set(data["peaks_flops"])
     assert {"worker_best_vs_a", "concurrent_vs_a", "mfu_vs_bf16_peak", "model_only_mfu", "worker_vs_model_only",
-            "worker_vs_peer_sorted", "worker_vs_tokenizer_1_core", "one_client_p50_vs_peer"} <= set(data["targets"])
+            "worker_vs_peer_sorted", "worker_vs_tokenizer_1_core", "one_client_p50_vs_peer",
+            "host_stream_vs_bound", "host_cpu_per_pair_vs_ideal"} <= set(data["targets"])
     assert all(isinstance(t["met"], bool) for t in data["targets"].values())  # a CPU run measures every target
-    assert all(run["cpu_use"] > 0 for run in data["runs"].values())
+    assert all(run["cpu_use"] > 0 and run["cpu_ms_per_pair"] > 0 for run in data["runs"].values())
+    # The host path: the worker's own process against the same run's tokenizer (T1) and model (M1).
+    host, runs = data["host"], data["runs"]
+    assert host["t1_pairs_per_s"] == runs["tokenizer_1_core"]["pairs_per_s"]
+    assert host["m1_pairs_per_s"] == runs["m_model_1_thread"]["pairs_per_s"]
+    ideal = 1 / host["t1_pairs_per_s"] + 1 / host["m1_pairs_per_s"]
+    assert host["bound_pairs_per_s"] == pytest.approx(host["cores"] / ideal, rel=1e-3)
+    assert host["worker_cpu_ms_per_pair"] == runs["e_stream_process"]["cpu_ms_per_pair"]
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("host path, "))
+    assert all(len(line) <= 80 for line in lines[at:at + 3])
     # Padding efficiency: measured for (m) and every worker run, none for the in-process baselines.
     padded = {name for name, run in data["runs"].items() if run["padding"] is not None}
-    assert padded == {"m_model_only", "b_unary", "c_concurrent", "d_stream"}
+    assert padded == {"m_model_only", "m_model_1_thread", "b_unary", "c_concurrent", "d_stream"}
     assert all(0 < data["runs"][name]["padding"] <= 1 for name in padded)
     assert "padding efficiency: m_model_only" in result.stdout
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

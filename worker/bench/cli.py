@@ -27,7 +27,8 @@ def _echo_summary(result: dict) -> None:
                f"{'x (a)':>7}{'MFU':>7}{'MFU/bf16':>9}{'cpu':>6}")
     runs = result["runs"]
     rows = [runs[k] for k in ("a_predict", "p_query", "p_sorted", "tokenizer_1_core", "m_model_only")]
-    for r in [*rows, *result["sweep"], runs["d_stream"]]:
+    rows += [runs[k] for k in ("m_model_1_thread",) if k in runs]
+    for r in [*rows, *result["sweep"], runs["d_stream"], runs["e_stream_process"]]:
         bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
         click.echo(f"{r['name']:<17}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}"
                    f"{r['p99_ms']:>8.0f}{r['ratio_vs_a']:>7.2f}{r['mfu']:>7.1%}{bf16:>9}{r['cpu_use']:>6.2f}")
@@ -35,6 +36,14 @@ def _echo_summary(result: dict) -> None:
               if r.get("padding") is not None]
     if padded:  # real tokens over padded ones: what the batches' shapes cost a compute-bound device
         click.echo("padding efficiency: " + ", ".join(f"{name} {value:.2f}" for name, value in padded))
+    host = result.get("host")
+    if host:  # the worker's own process: its CPU per pair against the tokenizer's and the model's
+        h = host
+        click.echo(f"host path, {h['cores']} cores, {h['frontends']} frontends:\n"
+                   f"  T1 {h['t1_pairs_per_s']:.0f} and M1 {h['m1_pairs_per_s']:.0f} pairs/s: bound "
+                   f"{h['bound_pairs_per_s']:.0f} pairs/s, ideal {h['ideal_cpu_ms_per_pair']:.3f} ms CPU/pair\n"
+                   f"  worker {h['worker_pairs_per_s']:.0f} pairs/s ({h['vs_bound']:.2f}x bound), "
+                   f"{h['worker_cpu_ms_per_pair']:.3f} ms CPU/pair")
     for name, t in result["targets"].items():
         verdict = "not measured here" if t["met"] is None else "met" if t["met"] else "NOT met"
         click.echo(f"target {name}: {t['value']} (target {t['target']}) {verdict}")

@@ -13,8 +13,8 @@ import numpy as np
 from crossrank.worker.bench.runners import Run
 
 SCHEMA = "crossrank.bench/1"
-RUN_KEYS = ("name", "concurrency", "wall_s", "pairs", "tokens", "pairs_per_s", "tokens_per_s",
-            "p50_ms", "p95_ms", "p99_ms", "ratio_vs_a", "mfu", "mfu_vs_bf16_peak", "cpu_use", "padding")
+RUN_KEYS = ("name", "concurrency", "wall_s", "pairs", "tokens", "pairs_per_s", "tokens_per_s", "p50_ms", "p95_ms",
+            "p99_ms", "ratio_vs_a", "mfu", "mfu_vs_bf16_peak", "cpu_use", "cpu_ms_per_pair", "padding")
 REPORT_KEYS = ("schema", "date", "machine", "config", "model", "workload", "peaks_flops", "runs", "sweep",
                "targets")
 
@@ -39,6 +39,7 @@ def summarize(run: Run, pairs: int, tokens: int, flops: float, peak: float, bf16
         "mfu": round(achieved / peak, 4),
         "mfu_vs_bf16_peak": round(achieved / bf16_peak, 4) if bf16_peak else None,
         "cpu_use": round(run.cpu_s / run.wall_s, 2),  # cores this process kept busy, on average
+        "cpu_ms_per_pair": round(run.cpu_s * 1e3 / pairs, 4),
         "padding": round(run.padding, 3) if run.padding is not None else None,
     }
 

@@ -99,7 +99,8 @@ def sorted_batches(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
     return batches
 
 
-def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int) -> Run:
+def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pairs: int,
+                   name: str = "m_model_only") -> Run:
     """(m) The worker's own runtime fed pre-tokenized, pre-padded, length-sorted batches: the ceiling.
 
     Tokenizing and padding happen before the clock starts; the clock sees forward passes and
@@ -112,7 +113,7 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
     outputs = [runtime.forward(features) for features in collated]  # on a GPU, launches only
     for output in outputs:
         runtime.fetch(output)
-    run = clock.run("m_model_only", [], 1)
+    run = clock.run(name, [], 1)
     run.latencies_s = [run.wall_s]
     run.padding = sum(int(b.lengths.sum()) for b in batches) / sum(b.padded_tokens for b in batches)
     return run
@@ -166,7 +167,7 @@ def run_concurrent(address: str, workload: list[BenchQuery], concurrency: int, n
     return run
 
 
-def run_stream(address: str, workload: list[BenchQuery], in_flight: int) -> Run:
+def run_stream(address: str, workload: list[BenchQuery], in_flight: int, name: str = "d_stream") -> Run:
     """(d) One RerankStream carrying every query, at most `in_flight` unanswered at a time.
 
     Latency is from a request entering the stream to its response, which comes in completion order.
@@ -188,4 +189,4 @@ def run_stream(address: str, workload: list[BenchQuery], in_flight: int) -> Run:
         for response in stub.RerankStream(requests(), timeout=_TIMEOUT_S):
             latencies[int(response.request_id)] = time.perf_counter() - sent[response.request_id]
             slots.release()
-        return clock.run("d_stream", latencies, in_flight)
+        return clock.run(name, latencies, in_flight)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from crossrank.worker.bench import mfu, report, runners
+from crossrank.worker.bench.process import served_worker
 from crossrank.worker.bench.workload import make_workload
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,46 @@ def _worker_settings(cfg: BenchConfig):
                           dtype=cfg.dtype, backend=cfg.backend, max_batch_tokens=cfg.max_batch_tokens,
                           max_batch_pairs=cfg.max_batch_pairs, grpc_threads=max(64, 2 * cfg.concurrency),
                           max_queue_pairs=200_000, grace_seconds=1.0)
+
+
+def _serve_args(cfg: BenchConfig) -> list[str]:
+    """`crossrank serve` flags for the same worker as `_worker_settings`."""
+    s = _worker_settings(cfg)
+    return ["--model", s.model, "--embed-model", "none", "--device", s.device, "--dtype", s.dtype,
+            "--backend", s.backend, "--max-batch-tokens", str(s.max_batch_tokens),
+            "--max-batch-pairs", str(s.max_batch_pairs), "--grpc-threads", str(s.grpc_threads),
+            "--max-queue-pairs", str(s.max_queue_pairs), "--grace-seconds", "1", "--log-level", "WARNING"]
+
+
+def _one_thread(measure: Callable[[], runners.Run]) -> runners.Run:
+    """A run with torch on one thread: M1, the model's cost per pair on one core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return measure()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def host_path(runs: dict[str, Any]) -> dict[str, Any] | None:
+    """The host path against the machine's own bound, on a CPU (issue 19).
+
+    T1 is one core's tokenizer and M1 the model on one thread, both in pairs/s over the same pairs.
+    A pair costs at least 1/T1 + 1/M1 seconds of CPU, so `cores` cores score at most
+    cores / (1/T1 + 1/M1) pairs/s. The worker's own CPU per pair, against that ideal, is what its
+    host path adds.
+    """
+    if "m_model_1_thread" not in runs:
+        return None
+    t1, m1 = runs["tokenizer_1_core"]["pairs_per_s"], runs["m_model_1_thread"]["pairs_per_s"]
+    worker = runs["e_stream_process"]
+    cores = len(os.sched_getaffinity(0))
+    ideal = 1 / t1 + 1 / m1
+    return {"cores": cores, "frontends": 0, "t1_pairs_per_s": t1, "m1_pairs_per_s": m1,
+            "bound_pairs_per_s": round(cores / ideal, 1), "worker_pairs_per_s": worker["pairs_per_s"],
+            "vs_bound": round(worker["pairs_per_s"] * ideal / cores, 3),
+            "ideal_cpu_ms_per_pair": round(ideal * 1e3, 4),
+            "worker_cpu_ms_per_pair": worker["cpu_ms_per_pair"]}
 
 
 def _peaks(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
@@ -109,12 +150,20 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         tokenizer_run = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
         log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
         model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)
+        model_1_thread = None if placement.device.type == "cuda" else _one_thread(
+            lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits, name="m_model_1_thread"))
         worker_runs = [_with_padding(engine, lambda c=c: runners.run_concurrent(server.address, workload, c))
                        for c in levels]
         stream_run = _with_padding(engine, lambda: runners.run_stream(server.address, workload, cfg.concurrency))
         info = dataclasses.asdict(engine.info())
     finally:
         server.stop(1.0)
+    log.info("the worker as its own process (crossrank serve): a RerankStream, and the worker's CPU time")
+    with served_worker(_serve_args(cfg)) as worker:
+        runners.run_stream(worker.address, workload[:4], cfg.concurrency)  # warm-up
+        cpu_before = worker.cpu_seconds()
+        process_run = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process")
+        process_run.cpu_s = worker.cpu_seconds() - cpu_before
 
     peaks = _peaks(placement.device, placement.dtype)
     flat = [n for per_query in lengths for n in per_query]
@@ -128,9 +177,11 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     sweep = [summary(r, serving_name, a["pairs_per_s"]) for r in worker_runs]
     by_level = {s["concurrency"]: s for s in sweep}
     runs = {"a_predict": a,
-            **{r.name: summary(r, serving_name, a["pairs_per_s"]) for r in (*peer, model_run, tokenizer_run)},
+            **{r.name: summary(r, serving_name, a["pairs_per_s"])
+               for r in (*peer, model_run, tokenizer_run, process_run, *([model_1_thread] if model_1_thread else []))},
             "b_unary": by_level[1], "c_concurrent": by_level[cfg.concurrency],
             "d_stream": summary(stream_run, serving_name, a["pairs_per_s"])}
+    host = host_path(runs)
     worker_best = max([*sweep, runs["d_stream"]], key=lambda s: s["pairs_per_s"])
     worker_rate = max(runs["c_concurrent"]["pairs_per_s"], runs["d_stream"]["pairs_per_s"])
     return {
@@ -151,6 +202,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         "peaks_flops": peaks,
         "runs": runs,
         "sweep": sweep,
+        "host": host,
         "targets": {
             "worker_best_vs_a": {"value": worker_best["ratio_vs_a"], "target": 3.0, "run": worker_best["name"],
                                  "met": worker_best["ratio_vs_a"] >= 3.0},
@@ -167,6 +219,10 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             **_ratio("worker_vs_model_only", worker_rate, runs["m_model_only"]["pairs_per_s"], 0.9),
             **_ratio("worker_vs_peer_sorted", worker_rate, runs["p_sorted"]["pairs_per_s"], 3.0),
             **_ratio("worker_vs_tokenizer_1_core", worker_rate, runs["tokenizer_1_core"]["pairs_per_s"], 1.5),
+            **({} if host is None else {
+                **_ratio("host_stream_vs_bound", host["worker_pairs_per_s"], host["bound_pairs_per_s"], 0.7),
+                **_ratio("host_cpu_per_pair_vs_ideal", host["worker_cpu_ms_per_pair"], host["ideal_cpu_ms_per_pair"],
+                         1.3, at_most=True)}),
             **_ratio("one_client_p50_vs_peer", runs["b_unary"]["p50_ms"], runs["p_query"]["p50_ms"], 1.2,
                      at_most=True),
         },
