@@ -16,7 +16,9 @@ from crossrank.worker.engine.encoder import PairEncoder
 
 
 def _offsets(encoder: PairEncoder, texts: list[str]) -> list[list[tuple[int, int]]]:
-    return encoder.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    # verbose=False: a text longer than the model's limit is the point here, not a mistake to log.
+    encoded = encoder.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return encoded["offset_mapping"]
 
 
 def keep_first_tokens(engine: Engine, documents: list[str], tokens: int) -> list[str]:
