@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from support.workers import worker_settings
 
 
-@pytest.fixture(scope="package")
-def gateway(tiny_cross_encoder) -> Iterator:
-    """One in-process worker with the gateway on a free port (`http_port=-1`)."""
+@contextlib.contextmanager
+def serving(model: Path, **overrides) -> Iterator:
+    """An in-process worker, warm, with the gateway on a free port (`http_port=-1`)."""
     from crossrank.worker.server import create_server
 
-    server = create_server(worker_settings(tiny_cross_encoder, http_port=-1))
-    assert server.wait_ready(120), server.engine.load_error
-    yield server
-    server.stop(0)
+    server = create_server(worker_settings(model, http_port=-1, **overrides))
+    try:
+        assert server.wait_ready(120), server.engine.load_error
+        yield server
+    finally:
+        server.stop(0)
+
+
+@pytest.fixture(scope="package")
+def gateway(tiny_cross_encoder) -> Iterator:
+    with serving(tiny_cross_encoder) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")

@@ -8,14 +8,7 @@ import cohere
 import pytest
 from numpy.testing import assert_allclose
 
-QUERY = "what is the capital of france"
-DOCUMENTS = [
-    "berlin is the capital of germany",
-    "paris is the capital of france",
-    "the stock market fell",
-    "how to treat a cold",
-    "beijing is the capital city of china",
-]
+from .clients import DOCUMENTS, QUERY
 
 
 @pytest.fixture

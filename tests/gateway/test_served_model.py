@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.workers import worker_settings
 
-from .conftest import SERVED_NAME
+from .conftest import SERVED_NAME, serving
 
 QUERY, DOCS = "capital of france", ["paris", "berlin"]
 BODIES = [
@@ -40,15 +39,11 @@ def test_models_lists_the_served_name_in_openais_shape(secured_http, secured):
 
 @pytest.fixture(scope="module")
 def strict(tiny_cross_encoder) -> Iterator[httpx.Client]:
-    from crossrank.worker.server import create_server
-
-    server = create_server(
-        worker_settings(tiny_cross_encoder, http_port=-1, served_model_name=SERVED_NAME, strict_model_name=True)
-    )
-    assert server.wait_ready(120), server.engine.load_error
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as client:
+    with (
+        serving(tiny_cross_encoder, served_model_name=SERVED_NAME, strict_model_name=True) as server,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as client,
+    ):
         yield client
-    server.stop(0)
 
 
 @pytest.mark.parametrize(("path", "body"), BODIES)
