@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from haystack import Document
 from haystack.utils import Secret
 from haystack_integrations.components.rankers.jina import JinaRanker
 
 from .clients import DOCUMENTS, QUERY, assert_same_ranking
 from .conftest import SERVED_NAME, TOKEN
-
-
-@pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
-    monkeypatch.setenv("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 def test_jina_ranker(secured_url, secured_grpc):

@@ -47,3 +47,10 @@ def test_an_error_carries_jinas_detail(http):
     assert response.status_code == 422
     error = response.json()
     assert "results" not in error and "no documents" in error["detail"] and error["detail"] == error["error"]
+
+
+def test_top_n_zero_is_every_document_on_v1_only(http):
+    """vLLM's Jina-style route sends `top_n: 0` for all; Cohere's v2 refuses it."""
+    body = {"query": QUERY, "documents": DOCS, "top_n": 0}
+    assert len(http.post("/v1/rerank", json=body).json()["results"]) == len(DOCS)
+    assert http.post("/v2/rerank", json=body).status_code == 422

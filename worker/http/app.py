@@ -55,6 +55,7 @@ from crossrank.worker.http.schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
     ErrorBody,
+    JinaRerankRequest,
     TeiRank,
     TeiRerankRequest,
     cohere_query,
@@ -147,7 +148,7 @@ def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAP
 
     @app.post("/v1/rerank", response_model=CohereRerankResponse, response_model_exclude_none=True,
               responses=_ERRORS)
-    async def cohere_jina_rerank_v1(body: CohereRerankRequest, request: Request, response: Response
+    async def cohere_jina_rerank_v1(body: JinaRerankRequest, request: Request, response: Response
                                     ) -> CohereRerankResponse:
         # Jina's API returns the documents unless told not to, and vLLM's Jina-style route always does.
         return await cohere_rerank(body, request, response, "1", body.return_documents is not False)

@@ -49,6 +49,12 @@ class CohereRerankRequest(BaseModel):
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
 
 
+class JinaRerankRequest(CohereRerankRequest):
+    """/v1/rerank's request: Cohere's, but `top_n: 0` means every document, as in vLLM's Jina-style route."""
+
+    top_n: int | None = Field(default=None, ge=0)
+
+
 class CohereRerankResult(BaseModel):
     index: int
     relevance_score: float
