@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from numpy.testing import assert_allclose
 
@@ -63,3 +64,11 @@ def test_bad_input_is_4xx_in_openais_error_shape(http, body, says):
     error = response.json()["error"]
     assert says in error["message"]
     assert error["type"] == "UnprocessableEntityError" and error["code"] == 422 and error["param"] is None
+
+
+def test_a_missing_token_is_401_in_openais_error_shape(secured_url):
+    response = httpx.post(f"{secured_url}/v1/score", json={"text_1": QUERY, "text_2": DOCS})
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert "missing bearer token" in error["message"]
+    assert error["type"] == "UnauthorizedError" and error["code"] == 401
