@@ -79,11 +79,16 @@ class WorkerSettings(Settings):
     grace_seconds: float = setting(10.0, "Seconds a stopping server lets in-flight calls finish.")
     metrics_port: int = setting(0, "Serve Prometheus metrics over HTTP on this port; 0 turns it off.")
     http_port: int = setting(
-        0, "Serve the HTTP gateway (Cohere /v2/rerank, TEI /rerank) on this port, beside gRPC and sharing "
-        "its batcher; 0 turns it off, -1 binds a free one (logged at start).")
+        0, "Serve the HTTP gateway (Cohere, Jina, TEI, Infinity and vLLM APIs: docs/clients.md) on this port, "
+        "beside gRPC and sharing its batcher; 0 turns it off, -1 binds a free one (logged at start).")
     http_max_body_bytes: int = setting(
         2 * 1024 * 1024, "Largest HTTP request body; a larger one gets 413 before it is read whole (TEI's "
         "default is the same 2 MB).")
+    served_model_name: str = setting(
+        "", "Model name the HTTP gateway reports in its responses and in GET /v1/models (vLLM's flag); empty = "
+        "--model.")
+    strict_model_name: bool = setting(
+        False, "Answer 404 to an HTTP request whose `model` is not the served name; without it any name is served.")
     auth_token: str = setting("", "Require `authorization: Bearer <token>` on Reranker calls; empty = open.",
                               secret=True)
     tls_cert: str = setting("", "PEM server certificate; with tls_key, serves TLS.")

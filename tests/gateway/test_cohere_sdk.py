@@ -8,14 +8,7 @@ import cohere
 import pytest
 from numpy.testing import assert_allclose
 
-QUERY = "what is the capital of france"
-DOCUMENTS = [
-    "berlin is the capital of germany",
-    "paris is the capital of france",
-    "the stock market fell",
-    "how to treat a cold",
-    "beijing is the capital city of china",
-]
+from .clients import DOCUMENTS, QUERY
 
 
 @pytest.fixture
@@ -57,3 +50,33 @@ def test_bad_input_raises_the_sdk_error(co):
     with pytest.raises(cohere.errors.UnprocessableEntityError) as caught:
         co.rerank(model="any", query="", documents=DOCUMENTS)
     assert "query is empty" in caught.value.body["message"]
+
+
+# Their first four words are four tokens of the tiny model's vocabulary (tests/support/tiny_models.py).
+LONG_DOCUMENTS = ["paris is the capital of france and the seat of its government", "how to treat a cold in the winter"]
+
+
+def test_v2_max_tokens_per_doc_scores_each_documents_first_tokens(co, grpc_client):
+    first_four = [" ".join(d.split()[:4]) for d in LONG_DOCUMENTS]
+    expected = grpc_client.rerank(QUERY, first_four)
+    whole = co.rerank(model="any", query=QUERY, documents=LONG_DOCUMENTS)
+    response = co.rerank(model="any", query=QUERY, documents=LONG_DOCUMENTS, max_tokens_per_doc=4)
+
+    assert [r.index for r in response.results] == [r.index for r in expected.results]
+    assert_allclose([r.relevance_score for r in response.results], [r.score for r in expected.results],
+                    rtol=1e-6)
+    # Usage counts the tokens scored, fewer than the whole documents'.
+    assert response.meta.tokens.input_tokens == expected.usage.tokens < whole.meta.tokens.input_tokens
+
+
+def test_v2_max_tokens_per_doc_null_is_the_models_limit(http, grpc_client):
+    """The SDK sends null for unset fields; null means no cut below the model's own limit."""
+    expected = grpc_client.rerank(QUERY, LONG_DOCUMENTS)
+    body = http.post("/v2/rerank", json={"model": "m", "query": QUERY, "documents": LONG_DOCUMENTS,
+                                         "max_tokens_per_doc": None}).json()
+    cut = http.post("/v2/rerank", json={"query": QUERY, "documents": LONG_DOCUMENTS, "max_tokens_per_doc": 2,
+                                        "return_documents": True}).json()
+    assert {r["document"]["text"] for r in cut["results"]} == set(LONG_DOCUMENTS)  # returned as sent, uncut
+    assert_allclose([r["relevance_score"] for r in body["results"]], [r.score for r in expected.results],
+                    rtol=1e-6)
+    assert body["usage"]["total_tokens"] == expected.usage.tokens

@@ -12,10 +12,13 @@ DOCS = ["paris is in france", "berlin is in germany", "the weather is cold"]
 @pytest.mark.parametrize(
     ("path", "body", "status", "says"),
     [
-        ("/rerank", {"query": "q"}, 422, "texts: Field required"),
+        ("/rerank", {"query": "q"}, 422, "neither `texts` nor `documents`: send `texts` for TEI's shape"),
+        ("/rerank", {"query": "q", "texts": DOCS, "documents": DOCS}, 422, "both `texts` and `documents`"),
+        ("/rerank", {"texts": DOCS}, 422, "query: Field required"),
+        ("/rerank", {"documents": DOCS, "top_n": -1}, 422, "top_n"),
         ("/rerank", {"query": "q", "texts": []}, 422, "no documents"),
         ("/rerank", {"query": "  ", "texts": DOCS}, 422, "query is empty"),
-        ("/rerank", {"query": "q", "texts": DOCS, "truncation_direction": "left"}, 422, "truncation_dir"),
+        ("/rerank", {"query": "q", "texts": DOCS, "truncation_direction": "up"}, 422, "truncation_dir"),
         ("/v2/rerank", {"model": "m", "query": "q", "documents": DOCS, "top_n": 0}, 422, "top_n"),
         ("/v2/rerank", {"model": "m", "query": "q", "documents": [{"title": "no text"}]}, 422, "documents"),
     ],

@@ -20,9 +20,11 @@ def test_info_matches_grpc(http, grpc_client):
     assert info["max_documents_per_request"] == expected.max_documents_per_request
 
 
-def test_openapi_lists_both_shapes(http):
+def test_openapi_lists_every_route(http):
     paths = http.get("/openapi.json").json()["paths"]
-    assert {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/info"} <= set(paths)
+    assert {"/v1/rerank", "/v2/rerank", "/rerank", "/score", "/v1/score", "/health", "/info", "/v1/models"} <= set(
+        paths
+    )
 
 
 def test_requests_counted_by_route_and_status(http, gateway):

@@ -33,7 +33,7 @@ class Gate:
             return
         if self.drain.started:
             response = error_response(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN,
-                                      headers={"Connection": "close", "Retry-After": "1"})
+                                      headers={"Connection": "close", "Retry-After": "1"}, path=scope["path"])
             await response(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -43,7 +43,7 @@ class Gate:
                 said = "missing bearer token" if not given else "wrong bearer token"
                 response = error_response(grpc.StatusCode.UNAUTHENTICATED,
                                           f"{said}: send the header Authorization: Bearer <token>",
-                                          headers={"WWW-Authenticate": "Bearer"})
+                                          headers={"WWW-Authenticate": "Bearer"}, path=scope["path"])
                 await response(scope, receive, send)
                 return
         declared = headers.get(b"content-length", b"")
@@ -68,7 +68,7 @@ class Gate:
         said = f"{'more than ' if at_least else ''}{size} bytes"
         response = json_error(413, "Validation", f"request body is {said}, over this worker's limit of "
                               f"{self.max_body_bytes}; split the request or raise --http-max-body-bytes",
-                              headers={"Connection": "close"})
+                              headers={"Connection": "close"}, path=scope["path"])
         await response(scope, receive, send)
 
 

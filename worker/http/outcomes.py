@@ -46,11 +46,12 @@ class CountAndLog:
             await self.app(scope, receive, sending)
         except asyncio.CancelledError:  # uvicorn's graceful shutdown ran out: answer 503, not its plain 500
             if not answer["status"]:
-                await error_response(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)(scope, receive, sending)
+                await error_response(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN, path=scope["path"])(
+                    scope, receive, sending)
         except Exception as exc:
             log.error("http %s %s failed", scope["method"], scope["path"], exc_info=exc)
             if not answer["status"]:
-                await engine_error_response(exc)(scope, receive, sending)
+                await engine_error_response(exc, scope["path"])(scope, receive, sending)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")  # a route's template, so random paths add no labels
         self.metrics.http_requests.labels(path, str(answer["status"])).inc()

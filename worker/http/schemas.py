@@ -1,4 +1,4 @@
-"""JSON <-> engine types for the HTTP gateway: Cohere's and TEI's rerank shapes, in one place.
+"""JSON <-> engine types for the HTTP gateway: Cohere's (and Jina's) and TEI's rerank shapes.
 
 Unknown fields are ignored rather than refused, so that newer SDKs sending options this
 worker has no use for (Cohere's `priority`, `relevant_spans`) keep working.
@@ -34,18 +34,25 @@ class CohereDocument(BaseModel):
 
 
 class CohereRerankRequest(BaseModel):
-    """Cohere's v1 and v2 rerank request.
+    """Cohere's v1 and v2 rerank request, which is also Jina's (and vLLM's on /v1/rerank).
 
-    `model` is accepted and ignored: a worker serves one model. `max_tokens_per_doc` is checked
-    but documents are cut at the model's own input limit, as over gRPC.
+    `model` names the model asked for: any name is served unless the worker is started with
+    --strict-model-name. `return_documents` left out means what each API does: Cohere's v2
+    returns none, Jina's and vLLM's /v1/rerank return them.
     """
 
     model: Text | None = None
     query: Text
     documents: list[Text | CohereDocument]
     top_n: int | None = Field(default=None, ge=1)
-    return_documents: bool = False
+    return_documents: bool | None = None
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
+
+
+class JinaRerankRequest(CohereRerankRequest):
+    """/v1/rerank's request: Cohere's, but `top_n: 0` means every document, as in vLLM's Jina-style route."""
+
+    top_n: int | None = Field(default=None, ge=0)
 
 
 class CohereRerankResult(BaseModel):
@@ -58,14 +65,30 @@ class CohereBilledUnits(BaseModel):
     search_units: int
 
 
+class CohereTokens(BaseModel):
+    input_tokens: int
+
+
 class CohereMeta(BaseModel):
     api_version: dict[str, str]
     billed_units: CohereBilledUnits
+    tokens: CohereTokens
+
+
+class RerankUsage(BaseModel):
+    """Jina's and vLLM's `total_tokens`, Infinity's `prompt_tokens`: the tokens the model really scored."""
+
+    total_tokens: int
+    prompt_tokens: int
 
 
 class CohereRerankResponse(BaseModel):
+    """Cohere's response (`id`, `results`, `meta`) with Jina's `model` and `usage`: one body for both."""
+
     id: str
+    model: str
     results: list[CohereRerankResult]
+    usage: RerankUsage
     meta: CohereMeta
 
 
@@ -77,7 +100,8 @@ class TeiRerankRequest(BaseModel):
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool | None = None
-    truncation_direction: Literal["right", "Right"] = "right"
+    # Haystack's TEI ranker sends "Left" or "Right"; left cuts the start of a long text, not its end.
+    truncation_direction: Literal["right", "Right", "left", "Left"] = "right"
 
 
 class TeiRank(BaseModel):
@@ -87,11 +111,26 @@ class TeiRank(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """TEI's error shape (`error`, `error_type`) plus Cohere's (`message`), so both SDKs show the reason."""
+    """TEI's error shape (`error`, `error_type`), Cohere's (`message`) and Jina's (`detail`), so each
+    client shows the reason."""
 
     error: str
     error_type: str
     message: str
+    detail: str
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: int
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, which vLLM answers on its score and models routes."""
+
+    error: OpenAIError
 
 
 def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
@@ -99,17 +138,25 @@ def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
     return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id)
 
 
-def cohere_response(outcome: RerankOutcome, return_documents: bool, api_version: str) -> CohereRerankResponse:
+def rerank_usage(outcome: RerankOutcome) -> RerankUsage:
+    return RerankUsage(total_tokens=outcome.usage.tokens, prompt_tokens=outcome.usage.tokens)
+
+
+def cohere_response(outcome: RerankOutcome, model: str, return_documents: bool, api_version: str
+                    ) -> CohereRerankResponse:
     docs = outcome.query.documents
     return CohereRerankResponse(
         id=outcome.request_id,
+        model=model,
         results=[
             CohereRerankResult(index=r.index, relevance_score=r.score,
                                document=CohereDocument(text=docs[r.index]) if return_documents else None)
             for r in outcome.results
         ],
+        usage=rerank_usage(outcome),
         meta=CohereMeta(api_version={"version": api_version}, billed_units=CohereBilledUnits(
-            search_units=max(1, math.ceil(len(docs) / _DOCUMENTS_PER_SEARCH_UNIT)))),
+            search_units=max(1, math.ceil(len(docs) / _DOCUMENTS_PER_SEARCH_UNIT))),
+            tokens=CohereTokens(input_tokens=outcome.usage.tokens)),
     )
 
 
