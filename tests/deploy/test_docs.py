@@ -82,9 +82,9 @@ def services_named(words: list[str]) -> set[str]:
     names = {value.split("=")[0] for flag, value in zip(words, words[1:], strict=False) if flag == "--scale"}
     command = next((w for w in words[2:] if w in ("logs", "run", "up", "ps", "stop")), None)
     if command == "logs":
-        names |= {w for w in words[words.index("logs") + 1:] if not w.startswith("-")}
+        names |= {w for w in words[words.index("logs") + 1 :] if not w.startswith("-")}
     elif command == "run":
-        rest = words[words.index("run") + 1:]
+        rest = words[words.index("run") + 1 :]
         while rest[0].startswith("-"):
             rest = rest[2:] if rest[0] in ("-v", "--volume", "-e", "--env") else rest[1:]
         names.add(rest[0])
@@ -124,8 +124,10 @@ def test_the_env_file_example_chooses_the_models(tmp_path):
     result = compose("--env-file", str(env_file), "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     worker = environment(json.loads(result.stdout)["services"]["worker"])
-    assert (worker["CROSSRANK_MODEL"], worker["CROSSRANK_EMBED_MODEL"]) == \
-        (values["WORKER_MODEL"], values["WORKER_EMBED_MODEL"])
+    assert (worker["CROSSRANK_MODEL"], worker["CROSSRANK_EMBED_MODEL"]) == (
+        values["WORKER_MODEL"],
+        values["WORKER_EMBED_MODEL"],
+    )
 
 
 @pytest.mark.parametrize("example", blocks("yaml", GUIDE), ids=lambda text: text.split("\n")[1].strip())
@@ -156,7 +158,7 @@ def crossrank_invocations() -> list[list[str]]:
             if word in ("crossrank", "crossrank-client") or word.endswith("/crossrank"):
                 if word == "crossrank-client" and (i == 0 or words[i - 1] == "-t"):
                     continue  # the tag given to `docker build`
-                found.append(words[i + 1:])
+                found.append(words[i + 1 :])
                 break
     return found
 
@@ -186,6 +188,7 @@ def test_the_guide_s_checks_run_as_written():
         if words[0].endswith("docker-compose"):
             result = compose(*words[1:])
         else:
-            result = subprocess.run([dev_tool("hadolint"), *words[1:]], cwd=ROOT, capture_output=True, text=True,
-                                    timeout=60)
+            result = subprocess.run(
+                [dev_tool("hadolint"), *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
         assert result.returncode == 0, f"{' '.join(words)}\n{result.stdout}{result.stderr}"

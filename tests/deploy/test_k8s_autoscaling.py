@@ -4,11 +4,10 @@ real Celery producer on a real Redis), and the queue-depth gauge the worker expo
 from __future__ import annotations
 
 import re
-import shutil
 from urllib.parse import urlsplit
 
 import pytest
-from support.kustomize import OVERLAYS, container, find, one, overlay_path, render
+from support.kustomize import OVERLAYS, container, env_values, find, one, overlay_path, port_numbers, render
 
 from crossrank.pipeline.celery_app import QUEUES, celery_config
 from crossrank.pipeline.settings import PipelineSettings
@@ -26,22 +25,6 @@ def triggers(objects: list[dict], target: str) -> list[dict]:
     return scaled["spec"]["triggers"]
 
 
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory):
-    """A redis-server of this module's own, so that its db 0 (the one KEDA reads) is empty."""
-    from support.redis_server import start_redis_server
-
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("no redis-server on the PATH: sudo apt install redis-server")
-    url, proc = start_redis_server(server, str(tmp_path_factory.mktemp("redis")))
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_pipeline_scales_on_every_queue_it_consumes(objects):
     lists = [t["metadata"]["listName"] for t in triggers(objects, "crossrank-pipeline")]
     assert sorted(lists) == sorted(QUEUES)
@@ -52,7 +35,7 @@ def test_pipeline_scales_on_every_queue_it_consumes(objects):
 def test_keda_reaches_the_redis_service_and_database_the_pipeline_uses(objects):
     namespace = one(objects, "Service", "crossrank-redis")["metadata"]["namespace"]
     (port,) = one(objects, "Service", "crossrank-redis")["spec"]["ports"]
-    env = {e["name"]: e.get("value", "") for e in container(one(objects, "Deployment", "crossrank-pipeline"))["env"]}
+    env = env_values(container(one(objects, "Deployment", "crossrank-pipeline")))
     database = urlsplit(env["CROSSRANK_REDIS_URL"]).path.lstrip("/")
     for trigger in triggers(objects, "crossrank-pipeline"):
         meta = trigger["metadata"]
@@ -67,7 +50,7 @@ def test_celery_queues_each_task_in_the_redis_list_keda_reads(objects, private_r
     import redis
     from celery import Celery
 
-    url = f"{private_redis}/0"
+    url = private_redis  # db 0 of a server of its own: the database KEDA reads
     config = celery_config(PipelineSettings(redis_url=url))
     producer = Celery("k8s-probe", set_as_current=False)
     producer.config_from_object(config)
@@ -100,5 +83,5 @@ def test_workers_scale_on_the_queue_depth_gauge_the_worker_exports(objects):
 def test_prometheus_scrapes_the_metrics_port(objects):
     for name in ("crossrank-worker", "crossrank-pipeline"):
         template = one(objects, "Deployment", name)["spec"]["template"]
-        ports = {p["name"]: p["containerPort"] for p in container(one(objects, "Deployment", name))["ports"]}
+        ports = port_numbers(container(one(objects, "Deployment", name)))
         assert template["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"]), name

@@ -29,8 +29,13 @@ from crossrank.pipeline.celery_app import QUEUES
 GUIDE = (ROOT / "docs" / "kubernetes.md").read_text(encoding="utf-8")
 CROSSRANK_NAME = re.compile(r"\bCROSSRANK_[A-Z0-9_]+\b")
 # kubectl's resource/name arguments the guide uses, by the kind they name.
-KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "service": "Service",
-         "scaledobject": "ScaledObject", "secret": "Secret"}
+KINDS = {
+    "deployment": "Deployment",
+    "statefulset": "StatefulSet",
+    "service": "Service",
+    "scaledobject": "ScaledObject",
+    "secret": "Secret",
+}
 
 
 def kubectl_lines() -> list[list[str]]:
@@ -144,13 +149,15 @@ def test_the_guide_s_drain_figures_are_the_manifests():
         c = container(worker)
         startup = c["startupProbe"]
         strategy = worker["spec"]["strategy"]["rollingUpdate"]
-        for phrase in (f"terminationGracePeriodSeconds: {pod_spec(worker)['terminationGracePeriodSeconds']}",
-                       f"serving for {c['lifecycle']['preStop']['sleep']['seconds']} s",
-                       f"`CROSSRANK_GRACE_SECONDS` ({WorkerSettings.grace_seconds:g} s)",
-                       f"allows {startup['periodSeconds'] * startup['failureThreshold']} s",
-                       f"within {pod_spec(pipeline)['terminationGracePeriodSeconds']} s of SIGTERM",
-                       f"`maxSurge: {strategy['maxSurge']}`",
-                       f"`maxUnavailable: {strategy['maxUnavailable']}`"):
+        for phrase in (
+            f"terminationGracePeriodSeconds: {pod_spec(worker)['terminationGracePeriodSeconds']}",
+            f"serving for {c['lifecycle']['preStop']['sleep']['seconds']} s",
+            f"`CROSSRANK_GRACE_SECONDS` ({WorkerSettings.grace_seconds:g} s)",
+            f"allows {startup['periodSeconds'] * startup['failureThreshold']} s",
+            f"within {pod_spec(pipeline)['terminationGracePeriodSeconds']} s of SIGTERM",
+            f"`maxSurge: {strategy['maxSurge']}`",
+            f"`maxUnavailable: {strategy['maxUnavailable']}`",
+        ):
             assert phrase in GUIDE, phrase
 
 

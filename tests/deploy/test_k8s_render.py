@@ -35,8 +35,7 @@ def test_core_objects_validate_against_the_kubernetes_schemas(objects):
     import kubernetes_validate
 
     core = [o for o in objects if o["apiVersion"] in CORE_APIS]
-    assert {o["kind"] for o in core} >= {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget",
-                                         "NetworkPolicy"}
+    assert {o["kind"] for o in core} >= {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "NetworkPolicy"}
     for version in (OLDEST, kubernetes_validate.utils.latest_version()):
         for obj in core:
             try:
@@ -79,8 +78,8 @@ def test_autoscaled_workloads_leave_replicas_to_the_autoscaler(objects):
     targets = {so["spec"]["scaleTargetRef"]["name"] for so in find(objects, "ScaledObject")}
     assert targets == {"crossrank-worker", "crossrank-pipeline"}
     for workload in find(objects, "Deployment"):
-        assert (workload["metadata"]["name"] in targets) == ("replicas" not in workload["spec"]), \
-            workload["metadata"]["name"]
+        name = workload["metadata"]["name"]
+        assert (name in targets) == ("replicas" not in workload["spec"]), name
 
 
 def test_no_config_map_carries_anything(objects):

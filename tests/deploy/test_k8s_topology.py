@@ -23,6 +23,8 @@ from support.kustomize import (
     pod_spec,
     port_numbers,
     render,
+    selects,
+    workloads,
 )
 
 from crossrank.pipeline.celery_app import QUEUES
@@ -89,8 +91,7 @@ def test_worker_environment_is_compose_s(overlay, worker_envvars):
     compose_env = environment(compose_service(name, "worker"))
     values, secrets = env_values(c), env_secrets(c)
     assert set(compose_env) <= set(values) | set(secrets), f"{name}: missing {set(compose_env) - set(values)}"
-    assert {k: values[k] for k in compose_env if k in values} == \
-        {k: v for k, v in compose_env.items() if k in values}
+    assert {k: values[k] for k in compose_env if k in values} == {k: v for k, v in compose_env.items() if k in values}
     extra = (set(values) | set(secrets)) - set(compose_env)
     assert extra <= worker_envvars, extra
 
@@ -103,8 +104,11 @@ def test_worker_environment_makes_valid_settings(overlay, monkeypatch):
     assert settings.auth_token, "the worker requires the token from the Secret"
     assert settings.json_logs
     ports = port_numbers(c)
-    assert (ports["grpc"], ports["http"], ports["metrics"]) == \
-        (settings.port, settings.http_port, settings.metrics_port)
+    assert (ports["grpc"], ports["http"], ports["metrics"]) == (
+        settings.port,
+        settings.http_port,
+        settings.metrics_port,
+    )
 
 
 def test_tokenizer_threads_fit_the_cpu_limit(overlay, monkeypatch):
@@ -120,8 +124,12 @@ def test_secret_settings_come_from_the_secret(overlay):
     from dataclasses import fields
 
     _, objects = overlay
-    secret_names = {f"CROSSRANK_{f.name.upper()}" for cls in (WorkerSettings, PipelineSettings)
-                    for f in fields(cls) if f.metadata.get("secret")}
+    secret_names = {
+        f"CROSSRANK_{f.name.upper()}"
+        for cls in (WorkerSettings, PipelineSettings)
+        for f in fields(cls)
+        if f.metadata.get("secret")
+    }
     assert secret_names
     for c in (worker(objects), pipeline(objects)):
         assert not secret_names & set(env_values(c)), c["name"]
@@ -203,9 +211,11 @@ def test_grpc_service_is_headless_and_the_gateway_is_not(overlay):
 def test_service_target_ports_name_a_port_of_the_pods_they_select(overlay):
     _, objects = overlay
     for service in find(objects, "Service"):
-        pods = [w for w in find(objects, "Deployment") + find(objects, "StatefulSet")
-                if all(w["spec"]["template"]["metadata"]["labels"].get(k) == v
-                       for k, v in service["spec"]["selector"].items())]
+        pods = [
+            w
+            for w in workloads(objects)
+            if selects(service["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
+        ]
         assert pods, service["metadata"]["name"]
         for port in service["spec"]["ports"]:
             for pod in pods:
@@ -298,7 +308,7 @@ def dockerfile_user(name: str) -> int:
 
 def test_every_container_runs_as_non_root_on_a_read_only_root(overlay):
     _, objects = overlay
-    for workload in find(objects, "Deployment") + find(objects, "StatefulSet"):
+    for workload in workloads(objects):
         spec = pod_spec(workload)
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
@@ -309,10 +319,9 @@ def test_every_container_runs_as_non_root_on_a_read_only_root(overlay):
         mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
         if c["image"].startswith("crossrank-"):
             assert "/tmp" in mounts, c["name"]
-    assert pod_spec(one(objects, "Deployment", "crossrank-worker"))["securityContext"]["runAsUser"] == \
-        dockerfile_user("worker.Dockerfile")
-    assert pod_spec(one(objects, "Deployment", "crossrank-pipeline"))["securityContext"]["runAsUser"] == \
-        dockerfile_user("pipeline.Dockerfile")
+    for name, dockerfile in (("crossrank-worker", "worker.Dockerfile"), ("crossrank-pipeline", "pipeline.Dockerfile")):
+        user = pod_spec(one(objects, "Deployment", name))["securityContext"]["runAsUser"]
+        assert user == dockerfile_user(dockerfile), "the image's own user"
 
 
 def test_the_worker_writes_only_to_its_volumes(overlay, monkeypatch):
@@ -330,9 +339,13 @@ def test_network_policies_admit_only_the_ports_pods_serve(overlay):
     _, objects = overlay
     policies = find(objects, "NetworkPolicy")
     assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] for p in policies), "a default deny"
-    for workload in find(objects, "Deployment") + find(objects, "StatefulSet"):
+    for workload in workloads(objects):
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        admitted = {port["port"] for p in policies
-                    if all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())
-                    for rule in p["spec"].get("ingress", []) for port in rule["ports"]}
+        admitted = {
+            port["port"]
+            for p in policies
+            if selects(p["spec"]["podSelector"], labels)
+            for rule in p["spec"].get("ingress", [])
+            for port in rule["ports"]
+        }
         assert admitted == set(port_numbers(container(workload))), workload["metadata"]["name"]
