@@ -27,6 +27,7 @@ from support.paths import ROOT
 from crossrank.pipeline.celery_app import QUEUES
 
 GUIDE = (ROOT / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+BENCHMARKS = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
 CROSSRANK_NAME = re.compile(r"\bCROSSRANK_[A-Z0-9_]+\b")
 # kubectl's resource/name arguments the guide uses, by the kind they name.
 KINDS = {
@@ -185,3 +186,21 @@ def test_the_guide_s_test_line_runs_every_k8s_test():
     here = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "deploy").glob("test_k8s*.py")}
     assert set(words[1:]) == here
     assert K8S.is_dir()
+
+
+def test_measured_figures_are_the_benchmarks_own():
+    """Each pairs/s figure the guide cites (a measurement, not an example) is in docs/benchmarks.md."""
+    cited = re.findall(r"\((\d[\d,.]+) pairs/s[^)]*\)", GUIDE)
+    cited += re.findall(r"(\d,\d{3})", GUIDE[GUIDE.index("docs/benchmarks.md has the figures") :].split("\n\n")[0])
+    assert len(cited) >= 5, cited
+    for figure in cited:
+        assert figure in BENCHMARKS, figure
+
+
+def test_in_cluster_addresses_name_services_and_their_ports():
+    services = {(o["metadata"]["name"], o["metadata"]["namespace"]): o for o in find(all_objects(), "Service")}
+    addresses = re.findall(r"(crossrank-[a-z]+)\.([a-z-]+):(\d+)", GUIDE)
+    assert addresses
+    for name, space, port in addresses:
+        service = services[(name, space)]
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}, (name, port)
