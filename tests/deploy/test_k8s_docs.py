@@ -137,6 +137,11 @@ def test_the_guide_s_autoscaling_figures_are_the_manifests():
         for target in ("crossrank-worker", "crossrank-pipeline"):
             spec = scaled(objects, target)
             assert f"between {spec['minReplicaCount']} and {spec['maxReplicaCount']}" in GUIDE, target
+        down = scaled(objects, "crossrank-worker")["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+        (policy,) = down["policies"]
+        assert (policy["type"], policy["value"]) == ("Pods", 1)
+        phrase = f"waits {down['stabilizationWindowSeconds'] // 60} minutes and removes one pod every "
+        assert phrase + f"{policy['periodSeconds'] // 60} minutes" in GUIDE
     assert {q for q in QUEUES if q in figures} == set(QUEUES)
 
 
