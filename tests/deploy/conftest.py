@@ -3,6 +3,8 @@ starting the stack) and the CROSSRANK_* names the code reads."""
 
 from __future__ import annotations
 
+import shutil
+
 import click
 import pytest
 from support.compose import (
@@ -58,3 +60,19 @@ def pipeline_envvars() -> set[str]:
     from crossrank.pipeline.worker_cli import pipeline
 
     return settings_envvars("crossrank.pipeline.settings") | click_envvars(pipeline)
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory):
+    """A throwaway redis-server on a free port, shared with nothing: its db 0 (this URL's) is empty."""
+    from support.redis_server import start_redis_server
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server on the PATH")
+    url, proc = start_redis_server(server, str(tmp_path_factory.mktemp("redis")))
+    try:
+        yield f"{url}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -396,8 +396,9 @@ def test_cpu_override_drops_the_gpu():
     assert args["TORCH_INDEX"].endswith("/cpu"), args
     assert worker["image"] != services(base)["worker"]["image"], "its own image tag"
     # Only the worker changes.
-    assert {n: s for n, s in services(cpu).items() if n != "worker"} == \
-        {n: s for n, s in services(base).items() if n != "worker"}
+    assert {n: s for n, s in services(cpu).items() if n != "worker"} == {
+        n: s for n, s in services(base).items() if n != "worker"
+    }
 
 
 def test_gpus_override_adds_one_worker_per_gpu():
@@ -409,27 +410,10 @@ def test_gpus_override_adds_one_worker_per_gpu():
 # -- the pipeline's command and healthcheck, run for real ----------------------------------------
 
 
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory):
-    """A throwaway redis-server on a free port: the healthcheck test's broker, shared with nothing."""
-    from support.redis_server import start_redis_server
-
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("no redis-server on the PATH")
-    url, proc = start_redis_server(server, str(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"{url}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def healthcheck(test: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """A CMD-SHELL check as the container's shell runs it (Compose prints a literal `$` as `$$`)."""
     assert test[0] == "CMD-SHELL"
-    return subprocess.run(["sh", "-c", test[1].replace("$$", "$")], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(["sh", "-c", test[1].replace("$$", "$")], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_pipeline_command_and_healthcheck_work_together(private_redis, tmp_path):
@@ -442,12 +426,20 @@ def test_pipeline_command_and_healthcheck_work_together(private_redis, tmp_path)
     args = argv(service["command"])
     args[args.index("--metrics-port") + 1] = str(metrics_port)  # 9100 may be taken on this machine
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSRANK_")}
-    env.update(environment(service), CROSSRANK_REDIS_URL=private_redis,
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+    env.update(
+        environment(service),
+        CROSSRANK_REDIS_URL=private_redis,
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
+    )
     log_path = tmp_path / "pipeline.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "crossrank.client", *args[1:]], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crossrank.client", *args[1:]],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         own = {**env, "HOSTNAME": socket.gethostname()}
         deadline = time.monotonic() + 90

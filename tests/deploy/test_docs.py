@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 
 import click
@@ -22,27 +21,11 @@ from support.compose import (
     file_args,
 )
 from support.dev_tools import dev_tool
+from support.markdown import blocks, shell_lines
 
 GUIDE = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 CROSSRANK_NAME = re.compile(r"\bCROSSRANK_[A-Z0-9_]+\b")
-
-
-def blocks(language: str, text: str = GUIDE) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
-
-
-def shell_lines(text: str = GUIDE) -> list[list[str]]:
-    """Each command of the bash blocks as words: continuations joined, comments and env dropped."""
-    out = []
-    for block in blocks("bash", text):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]) or words[:1] == ["export"]:
-                words = words[1:]
-            if words:
-                out.append(words)
-    return out
 
 
 def table_names() -> set[str]:
@@ -99,9 +82,9 @@ def services_named(words: list[str]) -> set[str]:
     names = {value.split("=")[0] for flag, value in zip(words, words[1:], strict=False) if flag == "--scale"}
     command = next((w for w in words[2:] if w in ("logs", "run", "up", "ps", "stop")), None)
     if command == "logs":
-        names |= {w for w in words[words.index("logs") + 1:] if not w.startswith("-")}
+        names |= {w for w in words[words.index("logs") + 1 :] if not w.startswith("-")}
     elif command == "run":
-        rest = words[words.index("run") + 1:]
+        rest = words[words.index("run") + 1 :]
         while rest[0].startswith("-"):
             rest = rest[2:] if rest[0] in ("-v", "--volume", "-e", "--env") else rest[1:]
         names.add(rest[0])
@@ -134,18 +117,20 @@ def test_compose_file_in_dot_env_is_the_same_as_the_f_flags(tmp_path):
 
 
 def test_the_env_file_example_chooses_the_models(tmp_path):
-    (example,) = [b for b in blocks("bash") if b.startswith("# .env\n")]
+    (example,) = [b for b in blocks("bash", GUIDE) if b.startswith("# .env\n")]
     env_file = tmp_path / ".env"
     env_file.write_text(example)
     values = dict(line.split("=", 1) for line in example.splitlines() if "=" in line)
     result = compose("--env-file", str(env_file), "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     worker = environment(json.loads(result.stdout)["services"]["worker"])
-    assert (worker["CROSSRANK_MODEL"], worker["CROSSRANK_EMBED_MODEL"]) == \
-        (values["WORKER_MODEL"], values["WORKER_EMBED_MODEL"])
+    assert (worker["CROSSRANK_MODEL"], worker["CROSSRANK_EMBED_MODEL"]) == (
+        values["WORKER_MODEL"],
+        values["WORKER_EMBED_MODEL"],
+    )
 
 
-@pytest.mark.parametrize("example", blocks("yaml"), ids=lambda text: text.split("\n")[1].strip())
+@pytest.mark.parametrize("example", blocks("yaml", GUIDE), ids=lambda text: text.split("\n")[1].strip())
 def test_yaml_overrides_in_the_guide_apply_to_the_stack(example, known_settings, tmp_path):
     """Each override in the guide, given to Compose after docker-compose.yml, changes what it says."""
     override = yaml.safe_load(example)
@@ -168,12 +153,12 @@ def test_yaml_overrides_in_the_guide_apply_to_the_stack(example, known_settings,
 def crossrank_invocations() -> list[list[str]]:
     """The arguments after `crossrank` (or the client image, whose entrypoint it is)."""
     found = []
-    for words in shell_lines():
+    for words in shell_lines(GUIDE):
         for i, word in enumerate(words):
             if word in ("crossrank", "crossrank-client") or word.endswith("/crossrank"):
                 if word == "crossrank-client" and (i == 0 or words[i - 1] == "-t"):
                     continue  # the tag given to `docker build`
-                found.append(words[i + 1:])
+                found.append(words[i + 1 :])
                 break
     return found
 
@@ -197,12 +182,13 @@ def test_crossrank_command_lines_use_real_subcommands_and_options(args):
 
 def test_the_guide_s_checks_run_as_written():
     """`.venv/bin/docker-compose ...` and `.venv/bin/hadolint ...`, with the dev extra's tools."""
-    checks = [words for words in shell_lines() if words[0] in (".venv/bin/docker-compose", ".venv/bin/hadolint")]
+    checks = [words for words in shell_lines(GUIDE) if words[0] in (".venv/bin/docker-compose", ".venv/bin/hadolint")]
     assert {words[0] for words in checks} == {".venv/bin/docker-compose", ".venv/bin/hadolint"}
     for words in checks:
         if words[0].endswith("docker-compose"):
             result = compose(*words[1:])
         else:
-            result = subprocess.run([dev_tool("hadolint"), *words[1:]], cwd=ROOT, capture_output=True, text=True,
-                                    timeout=60)
+            result = subprocess.run(
+                [dev_tool("hadolint"), *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
         assert result.returncode == 0, f"{' '.join(words)}\n{result.stdout}{result.stderr}"

@@ -10,6 +10,8 @@ plain functions, classes and data live here, one module per idea:
 - tiny_models: tiny random models on disk, loaded like any model
 - dev_tools: the dev extra's pinned command-line tools (buf, docker-compose, grpcurl, hadolint)
 - compose: the compose files as Docker Compose resolves them
+- kustomize: deploy/k8s's overlays as `kubectl kustomize` renders them
+- markdown: a guide's code blocks and shell commands
 - pipeline: the pipeline's real parts as processes (Celery workers, `chroma run`) and its test data
 - faults: what the fault tests kill and restart, and the check that a job ended exact
 - evaluation: a small hand-made BEIR folder and the eval command run in process
