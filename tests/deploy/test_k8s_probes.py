@@ -15,7 +15,7 @@ import redis
 from support.kustomize import container, env_secrets, env_values, expand, one, overlay_path, port_numbers, render
 from support.pipeline import ChromaServer, wait_for
 
-from crossrank.protos.net import free_port
+from crossrank.common.net import free_port
 
 PASSWORD = "0123456789abcdef"  # hex, as the guide makes it
 

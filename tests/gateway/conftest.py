@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from support.gateway import SERVED_NAME, TOKEN, serving
 from support.workers import worker_settings
-
-
-@contextlib.contextmanager
-def serving(model: Path, **overrides) -> Iterator:
-    """An in-process worker, warm, with the gateway on a free port (`http_port=-1`)."""
-    from crossrank.worker.server import create_server
-
-    server = create_server(worker_settings(model, http_port=-1, **overrides))
-    try:
-        assert server.wait_ready(120), server.engine.load_error
-        yield server
-    finally:
-        server.stop(0)
 
 
 @pytest.fixture(scope="package")
@@ -47,11 +33,6 @@ def grpc_client(gateway) -> Iterator:
 
     with CrossrankClient(gateway.address, timeout=30) as client:
         yield client
-
-
-# The RAG frameworks' clients run against a worker as a user would deploy it: a token, and a name to serve.
-TOKEN = "gateway-client-token"
-SERVED_NAME = "crossrank-tiny-reranker"
 
 
 @pytest.fixture(scope="package")

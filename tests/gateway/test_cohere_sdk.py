@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import cohere
 import pytest
 from numpy.testing import assert_allclose
-
-from .clients import DOCUMENTS, QUERY
+from support.gateway import DOCUMENTS, QUERY
 
 
 @pytest.fixture

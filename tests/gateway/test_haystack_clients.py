@@ -5,9 +5,7 @@ from __future__ import annotations
 from haystack import Document
 from haystack.utils import Secret
 from haystack_integrations.components.rankers.jina import JinaRanker
-
-from .clients import DOCUMENTS, QUERY, assert_same_ranking
-from .conftest import SERVED_NAME, TOKEN
+from support.gateway import DOCUMENTS, QUERY, SERVED_NAME, TOKEN, assert_same_ranking
 
 
 def test_jina_ranker(secured_url, secured_grpc):

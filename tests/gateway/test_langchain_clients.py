@@ -8,9 +8,7 @@ import pytest
 from langchain_cohere import CohereRerank
 from langchain_core.documents import Document
 from langchain_reranker.rerankers import HttpReranker
-
-from .clients import DOCUMENTS, QUERY, assert_same_ranking
-from .conftest import SERVED_NAME, TOKEN
+from support.gateway import DOCUMENTS, QUERY, SERVED_NAME, TOKEN, assert_same_ranking
 
 
 def test_cohere_rerank(secured_url, secured_grpc):

@@ -7,9 +7,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.postprocessor.cohere_rerank import CohereRerank
 from llama_index.postprocessor.jinaai_rerank import JinaRerank
 from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
-
-from .clients import DOCUMENTS, QUERY, assert_same_ranking
-from .conftest import SERVED_NAME, TOKEN
+from support.gateway import DOCUMENTS, QUERY, SERVED_NAME, TOKEN, assert_same_ranking
 
 
 def _rerank(postprocessor) -> list[NodeWithScore]:

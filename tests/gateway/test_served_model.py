@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from .conftest import SERVED_NAME, serving
+from support.gateway import SERVED_NAME, serving
 
 QUERY, DOCS = "capital of france", ["paris", "berlin"]
 BODIES = [
