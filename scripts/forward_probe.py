@@ -79,7 +79,7 @@ def main() -> None:
         timed("cuDNN attention on: first pass", pairs, lambda b: runtime.forward(b), collated, device)
         timed("cuDNN attention on: same shapes again", pairs, lambda b: runtime.forward(b), collated, device)
         torch.backends.cuda.enable_cudnn_sdp(False)
-    pad_id = runtime.encoder.pad_id
+    pad_id = runtime.pair_tokenizer.pad_id
     padded = [{k: torch.nn.functional.pad(v, (0, -v.shape[1] % 64), value=pad_id if k == "input_ids" else 0)
                for k, v in x.items()} for x in tensors]
     timed("widths padded to a multiple of 64", pairs, lambda x: model(**x).logits, padded, device)

@@ -66,7 +66,7 @@ def test_long_documents_are_truncated_not_refused(client, oracle):
 def test_window_mode_keeps_the_best_window(client, oracle, worker):
     document = " ".join(["the stock market fell"] * 40 + ["retrieval augmented generation"] + ["paris"] * 80)
     s = worker.engine.settings
-    windows = worker.engine.encoder.windows(QUERY_EN, document, s.window_tokens, s.window_stride)
+    windows = worker.engine.pair_tokenizer.windows(QUERY_EN, document, s.window_tokens, s.window_stride)
     assert len(windows) > 3
     response = client.score([(QUERY_EN, document)], long_document="window")
     expected = oracle.predict([(QUERY_EN, w) for w in windows]).max()
@@ -76,7 +76,7 @@ def test_window_mode_keeps_the_best_window(client, oracle, worker):
 
 def test_window_mode_with_request_window(client, oracle, worker):
     document = " ".join(["the stock market fell"] * 40 + ["retrieval augmented generation"] + ["paris"] * 80)
-    windows = worker.engine.encoder.windows(QUERY_EN, document, 32, 16)
+    windows = worker.engine.pair_tokenizer.windows(QUERY_EN, document, 32, 16)
     response = client.stream([{"query": QUERY_EN, "documents": [document, "paris"], "long_document": "window",
                                "window_tokens": 32, "window_stride": 16, "raw_scores": True}])
     (result,) = list(response)

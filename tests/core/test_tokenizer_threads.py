@@ -18,8 +18,8 @@ def test_every_tokenizer_thread_has_its_copy_before_ready(tiny_cross_encoder, ti
 
         def copies() -> tuple[bool, bool]:
             barrier.wait(timeout=30)
-            return (getattr(engine.encoder._local, "rust", None) is not None,
-                    getattr(engine.embedder.encoder._local, "rust", None) is not None)
+            return (getattr(engine.pair_tokenizer._local, "rust", None) is not None,
+                    getattr(engine.embedder.pair_tokenizer._local, "rust", None) is not None)
 
         assert [f.result(30) for f in [engine._pool.submit(copies) for _ in range(3)]] == [(True, True)] * 3
     finally:

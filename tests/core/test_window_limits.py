@@ -24,7 +24,7 @@ def test_a_tiny_window_is_refused_with_the_minimum(worker):
 
 def test_windows_that_could_never_fit_the_queue_are_refused_before_tokenizing(worker, monkeypatch):
     encoded = []
-    monkeypatch.setattr(worker.engine.encoder, "encode", lambda *a, **k: encoded.append(a) or [])
+    monkeypatch.setattr(worker.engine.pair_tokenizer, "encode", lambda *a, **k: encoded.append(a) or [])
     document = "word " * 390_000  # about 1.9M characters
     with pytest.raises(grpc.RpcError) as err:
         _rerank(worker, documents=[document], long_document=WINDOW, window_tokens=32, window_stride=1)

@@ -51,12 +51,12 @@ def default_pairs(data: Path | None, n_queries: int, docs_per_query: int) -> tup
 
 def score_pairs(model: str, pairs: list[tuple[str, str]], dtype: str, backend: str, batch: int = 32) -> np.ndarray:
     """Raw logits of each pair, through the worker's runtime, in input order."""
+    from crossrank.worker.engine.batcher import Batch, Ticket
     from crossrank.worker.engine.device import place
     from crossrank.worker.engine.runtime import CrossEncoderRuntime
-    from crossrank.worker.engine.scheduler import Batch, Ticket
 
     runtime = CrossEncoderRuntime(model, place("cpu", dtype), backend=backend)
-    tickets = [Ticket(runtime.encoder.encode(q, [d])) for q, d in pairs]
+    tickets = [Ticket(runtime.pair_tokenizer.encode(q, [d])) for q, d in pairs]
     out = []
     for i in range(0, len(tickets), batch):
         owners = np.arange(i, min(i + batch, len(tickets)))

@@ -82,9 +82,9 @@ def sorted_batches(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
     token and pair budgets: the Batches that `runtime.collate` pads."""
     import numpy as np
 
-    from crossrank.worker.engine.scheduler import Batch, Ticket
+    from crossrank.worker.engine.batcher import Batch, Ticket
 
-    tickets = [Ticket(runtime.encoder.encode(q.query, q.documents)) for q in workload]
+    tickets = [Ticket(runtime.pair_tokenizer.encode(q.query, q.documents)) for q in workload]
     owners = np.repeat(np.arange(len(tickets)), [t.size for t in tickets])
     indexes = np.concatenate([np.arange(t.size) for t in tickets])
     lengths = np.concatenate([t.tokens.lengths for t in tickets])

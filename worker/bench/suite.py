@@ -146,7 +146,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         engine = server.engine
         placement = engine.placement
         # Lengths as the worker feeds them (query capped, truncated), shared by every mode.
-        lengths = [engine.encoder.encode(q.query, q.documents).lengths.tolist() for q in workload]
+        lengths = [engine.pair_tokenizer.encode(q.query, q.documents).lengths.tolist() for q in workload]
         tokenizer_run = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
         log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
         model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)

@@ -4,8 +4,8 @@ The transports (gRPC, HTTP) import what they need from here: the Engine and its 
 and result types.
 """
 
+from crossrank.worker.engine.batcher import Ticket
 from crossrank.worker.engine.engine import Engine, TicketHook
-from crossrank.worker.engine.scheduler import Ticket
 from crossrank.worker.engine.types import (
     EmbedOutcome,
     EngineInfo,

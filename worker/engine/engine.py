@@ -2,7 +2,7 @@
 
 A request goes admit (on the caller's thread: validation, queue and deadline checks) ->
 tokenize (a pool of `tokenizer_workers` threads, in parallel, without the GIL) -> schedule and
-collate -> forward -> post (the scheduler's threads, `scheduler.py`) -> ranking (sigmoid, sort,
+collate -> forward -> post (the scheduler's threads, `batcher.py`) -> ranking (sigmoid, sort,
 top-k) on the thread that reads the result. It knows nothing of gRPC or HTTP: the transports
 convert to and from the types in `types.py`.
 """
@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from crossrank.worker import __version__
+from crossrank.worker.engine.batcher import Batcher, Ticket
 from crossrank.worker.engine.device import Placement, place
-from crossrank.worker.engine.encoder import PairEncoder, Tokens
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
-from crossrank.worker.engine.scheduler import Batcher, Ticket
 from crossrank.worker.engine.stage_metrics import StageMetrics
+from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens
 from crossrank.worker.engine.types import (
     EmbedOutcome,
     EngineInfo,
@@ -98,7 +98,7 @@ class Engine:
         self.placement: Placement | None = None
         self.scorer: CrossEncoderRuntime | None = None
         self.embedder: EmbedderRuntime | None = None
-        self.encoder: PairEncoder | None = None
+        self.pair_tokenizer: PairTokenizer | None = None
         self.tokenizer_workers = settings.tokenizer_workers or default_tokenizer_workers()
         self._score_batcher: Batcher | None = None
         self._embed_batcher: Batcher | None = None
@@ -123,7 +123,7 @@ class Engine:
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
                                           s.onnx_cache)
-        self.encoder = self.scorer.encoder
+        self.pair_tokenizer = self.scorer.pair_tokenizer
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
         if s.serves_embeddings:
@@ -167,13 +167,13 @@ class Engine:
         paid by the first requests after a start. The barrier holds each task until all have
         started, so the pool cannot hand two of them to one thread.
         """
-        assert self._pool and self.encoder
-        encoders = [self.encoder] + ([self.embedder.encoder] if self.embedder else [])
+        assert self._pool and self.pair_tokenizer
+        tokenizers = [self.pair_tokenizer] + ([self.embedder.pair_tokenizer] if self.embedder else [])
         barrier = threading.Barrier(self.tokenizer_workers)
 
         def start() -> None:
-            for encoder in encoders:
-                encoder.prepare_thread()
+            for tokenizer in tokenizers:
+                tokenizer.prepare_thread()
             barrier.wait(timeout=600)
 
         for future in [self._pool.submit(start) for _ in range(self.tokenizer_workers)]:
@@ -187,7 +187,7 @@ class Engine:
         self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
         if self._embed_batcher and self.embedder:
             self._enqueue(self._embed_batcher, 1, None, None,
-                          lambda: self.embedder.encoder.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
+                          lambda: self.embedder.pair_tokenizer.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
             self._embed_batcher.seconds_per_pair = None
 
     def stop(self) -> None:
@@ -307,10 +307,10 @@ class Engine:
 
     def _enqueue_rerank(self, q: RerankQuery, on_done: TicketHook | None, deadline: float | None) -> Ticket:
         window, stride = self._window(q)
-        assert self.encoder and self._score_batcher
-        encoder = self.encoder
+        assert self.pair_tokenizer and self._score_batcher
+        tokenizer = self.pair_tokenizer
         return self._enqueue(self._score_batcher, len(q.documents), on_done, deadline,
-                             lambda: encoder.encode(q.query, q.documents, q.long_document, window, stride))
+                             lambda: tokenizer.encode(q.query, q.documents, q.long_document, window, stride))
 
     def submit_rerank(self, q: RerankQuery, on_done: TicketHook | None = None,
                       timeout: float | None = None) -> Ticket:
@@ -349,8 +349,8 @@ class Engine:
             raise InvalidInputError(f"pair(s) {empty[:10]} have an empty query")
         self._check_texts("pair", [query + document for query, document in pairs])
         self.admit(len(pairs), timeout)
-        assert self.encoder and self._score_batcher
-        encoder = self.encoder
+        assert self.pair_tokenizer and self._score_batcher
+        tokenizer = self.pair_tokenizer
         by_query: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(pairs):
             by_query.setdefault(query, []).append(i)
@@ -359,7 +359,7 @@ class Engine:
         def encode() -> Tokens:
             parts = []
             for query, indexes in by_query.items():
-                tokens = encoder.encode(query, [pairs[i][1] for i in indexes], mode, window, stride)
+                tokens = tokenizer.encode(query, [pairs[i][1] for i in indexes], mode, window, stride)
                 parts.append(dataclasses.replace(tokens, sources=np.asarray(indexes)[tokens.sources]))
             return Tokens.concat(parts)
 
@@ -382,9 +382,9 @@ class Engine:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         self._check_texts("text", texts)
         self.admit(len(texts), timeout, embed=True)
-        encoder = self.embedder.encoder
+        tokenizer = self.embedder.pair_tokenizer
         ticket = _await(self._enqueue(self._embed_batcher, len(texts), None, _deadline(timeout),
-                                      lambda: encoder.encode_texts(texts)), ticket_hook)
+                                      lambda: tokenizer.encode_texts(texts)), ticket_hook)
         vectors = ticket.result().astype(np.float32)
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from crossrank.worker.engine.batcher import Batch
 from crossrank.worker.engine.device import Placement
-from crossrank.worker.engine.encoder import PairEncoder, pad
-from crossrank.worker.engine.scheduler import Batch
+from crossrank.worker.engine.tokenizer import PairTokenizer, pad
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,11 @@ class _TorchForward:
     """Shared plumbing: padding, the copy to the device, inference mode and CPU autocast."""
 
     placement: Placement
-    encoder: PairEncoder
+    pair_tokenizer: PairTokenizer
     _copy_stream: Any = None
 
     def collate(self, batch: Batch) -> _Inputs:
-        arrays = pad(batch.parts, self.encoder.pad_id, self.encoder.pad_left)
+        arrays = pad(batch.parts, self.pair_tokenizer.pad_id, self.pair_tokenizer.pad_left)
         if self.placement.device.type != "cuda":
             return _Inputs(arrays, {k: torch.from_numpy(v) for k, v in arrays.items()})
         if self._copy_stream is None:
@@ -120,7 +120,7 @@ class CrossEncoderRuntime(_TorchForward):
         self.tokenizer = self.cross_encoder.tokenizer
         model_limit = int(self.cross_encoder.max_seq_length or 512)
         self.max_length = min(max_length, model_limit) if max_length else model_limit
-        self.encoder = PairEncoder(self.tokenizer, self.max_length, max_query_share)
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, max_query_share)
         self.model = self.cross_encoder.model.eval()
         self.onnx = None
         if backend != "torch":
@@ -152,7 +152,7 @@ class EmbedderRuntime(_TorchForward):
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
-        self.encoder = PairEncoder(self.tokenizer, self.max_length, 0.25)
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, 0.25)
         self.dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
 
     def forward(self, batch: _Inputs) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 if TYPE_CHECKING:
-    from crossrank.worker.engine.scheduler import Batcher
+    from crossrank.worker.engine.batcher import Batcher
 
 
 class StageMetrics:

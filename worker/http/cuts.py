@@ -12,33 +12,33 @@ unchanged and the engine answers that it is loading.
 from __future__ import annotations
 
 from crossrank.worker.engine import Engine
-from crossrank.worker.engine.encoder import PairEncoder
+from crossrank.worker.engine.tokenizer import PairTokenizer
 
 
-def _offsets(encoder: PairEncoder, texts: list[str]) -> list[list[tuple[int, int]]]:
+def _offsets(tokenizer: PairTokenizer, texts: list[str]) -> list[list[tuple[int, int]]]:
     # verbose=False: a text longer than the model's limit is the point here, not a mistake to log.
-    encoded = encoder.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    encoded = tokenizer.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return encoded["offset_mapping"]
 
 
 def keep_first_tokens(engine: Engine, documents: list[str], tokens: int) -> list[str]:
     """Each document's first `tokens` tokens (Cohere's max_tokens_per_doc)."""
-    if engine.encoder is None or not documents:
+    if engine.pair_tokenizer is None or not documents:
         return documents
     return [
         doc if len(spans) <= tokens else doc[: spans[tokens - 1][1]]
-        for doc, spans in zip(documents, _offsets(engine.encoder, documents), strict=True)
+        for doc, spans in zip(documents, _offsets(engine.pair_tokenizer, documents), strict=True)
     ]
 
 
 def keep_last_tokens(engine: Engine, query: str, documents: list[str]) -> list[str]:
     """Each document's end, as much as fits beside the query in the model's input (TEI's Left)."""
-    encoder = engine.encoder
-    if encoder is None or not query.strip() or not documents:
+    tokenizer = engine.pair_tokenizer
+    if tokenizer is None or not query.strip() or not documents:
         return documents
-    query_tokens = len(_offsets(encoder, [encoder.cap_query(query)])[0])
-    room = max(1, encoder.max_length - encoder.special_tokens - query_tokens)
+    query_tokens = len(_offsets(tokenizer, [tokenizer.cap_query(query)])[0])
+    room = max(1, tokenizer.max_length - tokenizer.special_tokens - query_tokens)
     return [
         doc if len(spans) <= room else doc[spans[-room][0] :]
-        for doc, spans in zip(documents, _offsets(encoder, documents), strict=True)
+        for doc, spans in zip(documents, _offsets(tokenizer, documents), strict=True)
     ]

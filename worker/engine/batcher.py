@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from crossrank.worker.engine.encoder import Tokens
+from crossrank.worker.engine.tokenizer import Tokens
 from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
 
 log = logging.getLogger(__name__)

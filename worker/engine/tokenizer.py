@@ -131,7 +131,7 @@ class _Rust:
         return encode(inputs, add_special_tokens=special)
 
 
-class PairEncoder:
+class PairTokenizer:
     def __init__(self, tokenizer: Any, max_length: int, max_query_share: float):
         self.tokenizer = tokenizer
         self._source = tokenizer.backend_tokenizer.to_str()  # serialised once, copied per thread

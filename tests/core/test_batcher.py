@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossrank.worker.engine.encoder import Tokens
-from crossrank.worker.engine.scheduler import Batcher, Ticket, pick_batch
+from crossrank.worker.engine.batcher import Batcher, Ticket, pick_batch
+from crossrank.worker.engine.tokenizer import Tokens
 from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
 
 
