@@ -74,8 +74,8 @@ class WorkerSettings(Settings):
     max_characters_per_request: int = setting(2_000_000, "Characters of text per request at most.")
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
     grpc_threads: int = setting(
-        64, "Threads for Score, Embed, health and reflection; Rerank needs none: its calls wait on the event loop, "
-        "admitted or refused as they arrive.")
+        64, "Threads for health and reflection; Rerank, Score and Embed need none: their calls wait on the event "
+        "loop, admitted or refused as they arrive.")
     grace_seconds: float = setting(10.0, "Seconds a stopping server lets in-flight calls finish.")
     metrics_port: int = setting(0, "Serve Prometheus metrics over HTTP on this port; 0 turns it off.")
     http_port: int = setting(

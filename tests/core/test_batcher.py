@@ -179,7 +179,7 @@ def test_requests_complete_in_arrival_order(runtime):
     tickets = []
     for k in range(10):
         ticket = items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())
-        ticket.on_done = lambda t, k=k: finished.append(k)
+        ticket.add_done_callback(lambda t, k=k: finished.append(k))
         tickets.append(batcher.submit(ticket))
     runtime.gate.set()
     for ticket in tickets:

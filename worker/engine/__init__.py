@@ -4,8 +4,8 @@ The transports (gRPC, HTTP) import what they need from here: the Engine and its 
 and result types.
 """
 
-from crossrank.worker.engine.batcher import Ticket
-from crossrank.worker.engine.engine import Engine, TicketHook
+from crossrank.worker.engine.engine import Engine
+from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.types import (
     EmbedOutcome,
     EngineInfo,
@@ -18,4 +18,4 @@ from crossrank.worker.engine.types import (
 )
 
 __all__ = ["EmbedOutcome", "Engine", "EngineInfo", "LongDocument", "Ranked", "RerankOutcome", "RerankQuery",
-           "ScoreOutcome", "Ticket", "TicketHook", "Usage"]
+           "Request", "ScoreOutcome", "Usage"]

@@ -68,10 +68,9 @@ class _Null:
 class Ticket:
     """One request in flight: its tokens once tokenized, and its outputs in input order."""
 
-    def __init__(self, tokens: Tokens | None = None, on_done: Callable[[Ticket], None] | None = None,
-                 deadline: float | None = None):
+    def __init__(self, tokens: Tokens | None = None, deadline: float | None = None):
         self.tokens = tokens
-        self.on_done = on_done
+        self._callbacks: list[Callable[[Ticket], None]] = []
         self.deadline = deadline  # time.perf_counter() after which no one waits for the result
         self.outputs: np.ndarray | None = None
         self.submitted = time.perf_counter()
@@ -93,6 +92,24 @@ class Ticket:
     def cancel(self) -> None:
         """Drop whatever has not been computed yet; safe to call at any time, more than once."""
         self._finish(CancelledError("request cancelled"))
+
+    def fail(self, error: BaseException) -> None:
+        """End the request with `error` unless it has ended already; what is queued of it is dropped."""
+        self._finish(error)
+
+    def add_done_callback(self, callback: Callable[[Ticket], None]) -> None:
+        """`callback(self)` when the ticket is done, on the thread that finishes it; at once if it is."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        self._call(callback)
+
+    def _call(self, callback: Callable[[Ticket], None]) -> None:
+        try:
+            callback(self)
+        except Exception:  # a broken callback must not take the scheduler down
+            log.exception("ticket callback failed")
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
@@ -127,11 +144,9 @@ class Ticket:
             if error is None and self.outputs is None:  # no inputs at all
                 self.outputs = np.zeros(0, dtype=np.float32)
             self._done.set()
-        if self.on_done is not None:
-            try:
-                self.on_done(self)
-            except Exception:  # a broken callback must not take the scheduler down
-                log.exception("ticket callback failed")
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            self._call(callback)
 
 
 @dataclass
@@ -286,7 +301,7 @@ class Batcher:
             self._pending_pairs = 0
             self._cond.notify_all()
         for entry in leftovers:
-            entry.ticket._finish(OverloadedError("worker stopped before this request was scored"))
+            entry.ticket.fail(OverloadedError("worker stopped before this request was scored"))
         for thread in self._threads:
             thread.join(timeout=10)
 
@@ -302,7 +317,7 @@ class Batcher:
                 finish = now + (ahead + len(entry.todo)) * (self.seconds_per_pair or 0.0)
                 if finish > t.deadline:
                     why = "passed" if now > t.deadline else "would pass before its pairs could run"
-                    t._finish(DeadlineError(f"deadline {why}; dropped before compute"))
+                    t.fail(DeadlineError(f"deadline {why}; dropped before compute"))
             if t.done:
                 self.observer.dropped(len(entry.todo))
                 self._pending_pairs -= len(entry.todo)
@@ -440,5 +455,5 @@ class Batcher:
         """A stage failed on a batch: its requests get the error, the worker goes on."""
         log.exception("%s: %s failed on a batch of %d", self.name, stage, len(batch))
         for t in batch.tickets:
-            t._finish(RuntimeError(f"inference failed: {type(exc).__name__}: {exc}"))
+            t.fail(RuntimeError(f"inference failed: {type(exc).__name__}: {exc}"))
         self._retire(batch)

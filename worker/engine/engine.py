@@ -23,6 +23,7 @@ import numpy as np
 from crossrank.worker import __version__
 from crossrank.worker.engine.batcher import Batcher, Ticket
 from crossrank.worker.engine.device import Placement, place
+from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
 from crossrank.worker.engine.stage_metrics import StageMetrics
 from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens
@@ -36,15 +37,12 @@ from crossrank.worker.engine.types import (
     ScoreOutcome,
     Usage,
 )
-from crossrank.worker.errors import DeadlineError, InvalidInputError, NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError, OverloadedError
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger("crossrank.worker.engine")
-
-TicketHook = Callable[[Ticket], None]
-
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
@@ -73,19 +71,6 @@ def _deadline(timeout: float | None) -> float | None:
     if timeout is None or timeout >= threading.TIMEOUT_MAX or not math.isfinite(timeout):
         return None
     return time.perf_counter() + timeout
-
-
-def _await(ticket: Ticket, hook: TicketHook | None) -> Ticket:
-    """Wait for a ticket; whatever is left when the wait ends (deadline, cancel) is dropped."""
-    if hook is not None:
-        hook(ticket)
-    timeout = None if ticket.deadline is None else max(0.0, ticket.deadline - time.perf_counter())
-    try:
-        if not ticket.wait(timeout):
-            ticket._finish(DeadlineError("deadline passed before the request was scored; its work was dropped"))
-    finally:
-        ticket.cancel()  # a no-op once the ticket is done
-    return ticket
 
 
 class Engine:
@@ -183,10 +168,10 @@ class Engine:
         # One short and one full-length batch, so kernels and allocator pools exist before traffic.
         assert self.scorer and self._score_batcher
         for docs in (["warm up"], ["warm " * self.scorer.max_length] * 2):
-            self._enqueue_rerank(RerankQuery("warm up", docs), None, None).result(timeout=600)
+            self._enqueue_rerank(RerankQuery("warm up", docs), None).result(timeout=600)
         self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
         if self._embed_batcher and self.embedder:
-            self._enqueue(self._embed_batcher, 1, None, None,
+            self._enqueue(self._embed_batcher, 1, None,
                           lambda: self.embedder.pair_tokenizer.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
             self._embed_batcher.seconds_per_pair = None
 
@@ -248,11 +233,10 @@ class Engine:
 
     # -- the tokenize stage ----------------------------------------------------------------
 
-    def _enqueue(self, batcher: Batcher, pairs: int, on_done: TicketHook | None, deadline: float | None,
-                 encode: Callable[[], Tokens]) -> Ticket:
-        """A ticket whose inputs a tokenizer thread will encode and queue for the scheduler."""
+    def _enqueue(self, batcher: Batcher, pairs: int, deadline: float | None, encode: Callable[[], Tokens]) -> Ticket:
+        """A ticket whose inputs a tokenizer thread will encode and queue for the batcher."""
         assert self._pool is not None
-        ticket = Ticket(on_done=on_done, deadline=deadline)
+        ticket = Ticket(deadline=deadline)
         with self._admit_lock:
             self._tokenizing += pairs
         try:
@@ -276,7 +260,7 @@ class Engine:
             self.stage_metrics.busy_of("tokenize", started)
             batcher.submit(ticket)
         except Exception as exc:  # bad input or a full queue: the request's answer, never the worker's end
-            ticket._finish(exc)
+            ticket.fail(exc)
         finally:
             self._release(pairs)
 
@@ -305,24 +289,23 @@ class Engine:
             raise InvalidInputError(f"window_stride {stride} is larger than window_tokens {window}")
         return window, stride
 
-    def _enqueue_rerank(self, q: RerankQuery, on_done: TicketHook | None, deadline: float | None) -> Ticket:
+    def _enqueue_rerank(self, q: RerankQuery, deadline: float | None) -> Ticket:
         window, stride = self._window(q)
         assert self.pair_tokenizer and self._score_batcher
         tokenizer = self.pair_tokenizer
-        return self._enqueue(self._score_batcher, len(q.documents), on_done, deadline,
+        return self._enqueue(self._score_batcher, len(q.documents), deadline,
                              lambda: tokenizer.encode(q.query, q.documents, q.long_document, window, stride))
 
-    def submit_rerank(self, q: RerankQuery, on_done: TicketHook | None = None,
-                      timeout: float | None = None) -> Ticket:
-        """Validate, admit and enqueue a rerank; the ticket's outputs are per-input logits."""
+    def submit_rerank(self, q: RerankQuery, timeout: float | None = None) -> Request[RerankOutcome]:
+        """Validate, admit and enqueue a rerank; raises at once what cannot be served (bad input, overload)."""
         self._require_ready()
         if not q.query.strip():
             raise InvalidInputError("query is empty: send the text to rank the documents against")
         self._check_texts("document", q.documents, len(q.query))
         self.admit(len(q.documents), timeout)
-        return self._enqueue_rerank(q, on_done, _deadline(timeout))
+        return Request(self._enqueue_rerank(q, _deadline(timeout)), lambda ticket: self._ranked(q, ticket))
 
-    def finish_rerank(self, q: RerankQuery, ticket: Ticket) -> RerankOutcome:
+    def _ranked(self, q: RerankQuery, ticket: Ticket) -> RerankOutcome:
         logits = ticket.result()
         assert ticket.tokens is not None
         best = best_per_source(ticket.tokens.sources, logits, len(q.documents))
@@ -334,13 +317,13 @@ class Engine:
         usage = self._completed("rerank", self.settings.model, q.request_id, ticket)
         return RerankOutcome(q.request_id, results, usage, self.settings.model, q)
 
-    def rerank(self, q: RerankQuery, timeout: float | None = None,
-               ticket_hook: TicketHook | None = None) -> RerankOutcome:
-        ticket = _await(self.submit_rerank(q, timeout=timeout), ticket_hook)
-        return self.finish_rerank(q, ticket)
+    def rerank(self, q: RerankQuery, timeout: float | None = None) -> RerankOutcome:
+        return self.submit_rerank(q, timeout).result()
 
-    def submit_score(self, pairs: list[tuple[str, str]], mode: LongDocument,
-                     timeout: float | None = None) -> Ticket:
+    def submit_score(self, pairs: list[tuple[str, str]], raw: bool = False,
+                     mode: LongDocument = LongDocument.TRUNCATE, timeout: float | None = None,
+                     request_id: str = "") -> Request[ScoreOutcome]:
+        """Validate, admit and enqueue raw pairs; the outcome keeps their order."""
         self._require_ready()
         if not pairs:
             raise InvalidInputError("no pairs: send at least one (query, document) pair")
@@ -363,32 +346,41 @@ class Engine:
                 parts.append(dataclasses.replace(tokens, sources=np.asarray(indexes)[tokens.sources]))
             return Tokens.concat(parts)
 
-        return self._enqueue(self._score_batcher, len(pairs), None, _deadline(timeout), encode)
+        def scored(ticket: Ticket) -> ScoreOutcome:
+            logits = ticket.result()
+            assert ticket.tokens is not None
+            best = best_per_source(ticket.tokens.sources, logits, len(pairs))
+            usage = self._completed("score", self.settings.model, request_id, ticket)
+            return ScoreOutcome((best if raw else sigmoid(best)).tolist(), usage)
+
+        return Request(self._enqueue(self._score_batcher, len(pairs), _deadline(timeout), encode), scored)
 
     def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
-              timeout: float | None = None, ticket_hook: TicketHook | None = None,
-              request_id: str = "") -> ScoreOutcome:
-        ticket = _await(self.submit_score(pairs, mode, timeout), ticket_hook)
-        logits = ticket.result()
-        assert ticket.tokens is not None
-        best = best_per_source(ticket.tokens.sources, logits, len(pairs))
-        usage = self._completed("score", self.settings.model, request_id, ticket)
-        return ScoreOutcome((best if raw else sigmoid(best)).tolist(), usage)
+              timeout: float | None = None, request_id: str = "") -> ScoreOutcome:
+        return self.submit_score(pairs, raw, mode, timeout, request_id).result()
 
-    def embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
-              ticket_hook: TicketHook | None = None, request_id: str = "") -> EmbedOutcome:
+    def submit_embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
+                     request_id: str = "") -> Request[EmbedOutcome]:
         self._require_ready()
         if self.embedder is None or self._embed_batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         self._check_texts("text", texts)
         self.admit(len(texts), timeout, embed=True)
         tokenizer = self.embedder.pair_tokenizer
-        ticket = _await(self._enqueue(self._embed_batcher, len(texts), None, _deadline(timeout),
-                                      lambda: tokenizer.encode_texts(texts)), ticket_hook)
-        vectors = ticket.result().astype(np.float32)
-        if normalize:
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return EmbedOutcome(vectors, self._completed("embed", self.settings.embed_model, request_id, ticket))
+
+        def embedded(ticket: Ticket) -> EmbedOutcome:
+            vectors = ticket.result().astype(np.float32)
+            if normalize:
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return EmbedOutcome(vectors, self._completed("embed", self.settings.embed_model, request_id, ticket))
+
+        ticket = self._enqueue(self._embed_batcher, len(texts), _deadline(timeout),
+                               lambda: tokenizer.encode_texts(texts))
+        return Request(ticket, embedded)
+
+    def embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
+              request_id: str = "") -> EmbedOutcome:
+        return self.submit_embed(texts, normalize, timeout, request_id).result()
 
     def info(self) -> EngineInfo:
         s = self.settings

@@ -67,7 +67,7 @@ class GrpcServer:
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
         )
-        pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain, self._pool), server)
+        pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING)
         enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),

@@ -27,6 +27,7 @@ from fastapi import Body, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossrank.worker import __version__
@@ -125,11 +126,8 @@ def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAP
     async def rerank(request: Request, query: RerankQuery,
                      cut: Callable[[RerankQuery], list[str]] | None = None) -> RerankOutcome:
         """The engine's ranking; `cut` shortens the documents first, answers keep the documents as sent."""
-        def call(hook):
-            scored = dataclasses.replace(query, documents=cut(query)) if cut else query
-            return engine.rerank(scored, None, hook)
-
-        outcome = await cancel_on_disconnect(request, call)
+        scored = dataclasses.replace(query, documents=await run_in_threadpool(cut, query)) if cut else query
+        outcome = await cancel_on_disconnect(request, engine.submit_rerank(scored))
         return dataclasses.replace(outcome, query=query)
 
     async def cohere_rerank(body: CohereRerankRequest, request: Request, response: Response, api_version: str,
@@ -182,8 +180,7 @@ def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAP
         pairs = score_pairs(body)
         request_id = _request_id(request, response)
         raw = body.use_activation is False
-        outcome = await cancel_on_disconnect(
-            request, lambda hook: engine.score(pairs, raw=raw, ticket_hook=hook, request_id=request_id))
+        outcome = await cancel_on_disconnect(request, engine.submit_score(pairs, raw=raw, request_id=request_id))
         return score_response(outcome, served.name, request_id)
 
     @app.get("/health")
