@@ -1,5 +1,6 @@
 """Admission happens as a request arrives, not when a handler thread frees up: with one gRPC thread
-and many calls waiting for the model, a request that overflows the queue is refused at once."""
+and many calls waiting for the model, a request that overflows the queue is refused at once. The
+queue rule is one rule, applied again to windows once they are counted."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import time
 
 import grpc
 import pytest
-from support.workers import worker_settings
+from support.workers import worker_in_process, worker_settings
 
 from crossrank.protos import pb, pb_grpc
+from crossrank.worker.engine import LongDocument, RerankQuery
+from crossrank.worker.engine.admission import Admission
 from crossrank.worker.errors import OverloadedError
+from crossrank.worker.settings import WorkerSettings
 
 
 def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encoder):
@@ -49,3 +53,21 @@ def test_a_request_over_the_queue_is_refused_while_others_wait(tiny_cross_encode
     finally:
         held.set()
         server.stop(0)
+
+
+def test_the_queue_rule_counts_what_waits_and_what_comes():
+    admission = Admission(WorkerSettings(max_queue_pairs=10))
+    admission.check_room(5, 5)  # exactly full fits
+    with pytest.raises(OverloadedError, match="queue full: 6 pairs waiting, this request adds 5, limit 10"):
+        admission.check_room(6, 5)
+
+
+def test_windows_past_the_queue_are_refused_once_counted(tiny_cross_encoder):
+    # 1,200 one-character words: the estimate from the text's length (6 characters a token) says about
+    # 13 windows of 32 tokens, which fit a queue of 20; the tokenizer then counts about 38.
+    with worker_in_process(tiny_cross_encoder, max_queue_pairs=20) as server:
+        query = RerankQuery("q", ["a " * 1200], long_document=LongDocument.WINDOW, window_tokens=32,
+                            window_stride=32)
+        with pytest.raises(OverloadedError, match="queue full: .* limit 20"):
+            server.engine.rerank(query, timeout=60)
+        assert len(server.engine.rerank(RerankQuery("q", ["a " * 100, "b"]), timeout=60).results) == 2

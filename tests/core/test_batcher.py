@@ -1,4 +1,4 @@
-"""The scheduler's logic, with a deterministic stand-in model: budgets, order, cancellation, overload.
+"""The batcher's logic, with a deterministic stand-in model: budgets, order, cancellation, deadlines.
 
 The stand-in returns each input's first token id, so every output names the input it came from.
 """
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from crossrank.worker.engine.batcher import Batcher, Ticket, pick_batch
 from crossrank.worker.engine.tokenizer import Tokens
-from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
+from crossrank.worker.errors import CancelledError, DeadlineError
 
 
 class EchoRuntime:
@@ -55,7 +55,7 @@ def runtime():
 
 
 def make(runtime, **limits):
-    values = dict(max_batch_tokens=64, max_batch_pairs=8, max_queue_pairs=1000, sort_window=64)
+    values = dict(max_batch_tokens=64, max_batch_pairs=8, sort_window=64)
     values.update(limits)
     return Batcher(runtime, **values)
 
@@ -137,20 +137,6 @@ def test_cancelled_work_is_never_computed(runtime):
     # At most one batch of the cancelled ticket was formed before the cancel.
     assert computed <= 1 + 2 + 2
     assert doomed.outputs is None or not doomed.outputs[2:].any()
-
-
-def test_full_queue_refuses_at_once_and_loses_nothing(runtime):
-    batcher = make(runtime, max_queue_pairs=10, max_batch_pairs=1)
-    runtime.gate.clear()
-    first = batcher.submit(items([1], [4]))
-    runtime.entered.wait(5)
-    queued = batcher.submit(items(range(10, 19), [4] * 9))
-    with pytest.raises(OverloadedError, match="queue full"):
-        batcher.submit(items(range(50, 55), [4] * 5))
-    runtime.gate.set()
-    assert queued.result(timeout=10).tolist() == list(range(10, 19))
-    assert first.result(timeout=10).tolist() == [1]
-    batcher.stop()
 
 
 def test_a_failing_batch_fails_its_tickets_not_the_batcher():

@@ -225,7 +225,6 @@ class Batcher:
         *,
         max_batch_tokens: int,
         max_batch_pairs: int,
-        max_queue_pairs: int,
         sort_window: int = 1024,
         observer: BatchObserver | None = None,
         stages: StageObserver | None = None,
@@ -234,7 +233,6 @@ class Batcher:
         self.runtime = runtime
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_pairs = max_batch_pairs
-        self.max_queue_pairs = max_queue_pairs
         # The head requests' inputs sorted together: enough for two full batches, at most sort_window.
         self.window_pairs = min(sort_window, 2 * max_batch_pairs)
         self.observer: BatchObserver = observer or _Null()
@@ -266,6 +264,10 @@ class Batcher:
         with self._cond:
             return sum(len(e.todo) for e in self._pending if not e.ticket.done)
 
+    def batches_waiting(self, stage: str) -> int:
+        """Formed batches waiting for a stage: "forward" (collated) or "post" (launched, not yet fetched)."""
+        return {"forward": self._ready, "post": self._done}[stage].qsize()
+
     def estimated_wait(self, extra_pairs: int = 0) -> float | None:
         """Seconds until `extra_pairs` more inputs would be computed, at the measured rate; None before any."""
         if self.seconds_per_pair is None:
@@ -273,7 +275,7 @@ class Batcher:
         return (self._inflight_pairs + self._pending_pairs + extra_pairs) * self.seconds_per_pair
 
     def submit(self, ticket: Ticket) -> Ticket:
-        """Queue a tokenized ticket's inputs, or refuse the whole ticket at once when the queue is full."""
+        """Queue a tokenized ticket's inputs (admission has already checked there is room for them)."""
         n = ticket.size
         if ticket.done:  # cancelled while it was tokenized
             self.observer.dropped(n)
@@ -284,11 +286,6 @@ class Batcher:
         with self._cond:
             if self._stopping:
                 raise OverloadedError("worker is shutting down")
-            if self._pending_pairs + n > self.max_queue_pairs:
-                raise OverloadedError(
-                    f"queue full: {self._pending_pairs} pairs waiting, this request adds {n}, "
-                    f"limit {self.max_queue_pairs}; retry with backoff or use another worker"
-                )
             self._pending.append(_Entry(ticket, np.arange(n)))
             self._pending_pairs += n
             self._cond.notify()

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from crossrank.worker import __version__
+from crossrank.worker.engine.admission import Admission
 from crossrank.worker.engine.batcher import Batcher, Ticket
 from crossrank.worker.engine.device import Placement, place
 from crossrank.worker.engine.request import Request
@@ -37,7 +38,7 @@ from crossrank.worker.engine.types import (
     ScoreOutcome,
     Usage,
 )
-from crossrank.worker.errors import InvalidInputError, NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.errors import NotReadyError, NotServedError, OverloadedError
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
@@ -90,6 +91,7 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._tokenizing = 0  # inputs admitted and not yet queued for a batch
         self._admit_lock = threading.Lock()
+        self.admission = Admission(settings)
         self._ready = threading.Event()
         self.load_error: BaseException | None = None
 
@@ -133,7 +135,6 @@ class Engine:
             runtime,
             max_batch_tokens=max(tokens, runtime.max_length),
             max_batch_pairs=pairs,
-            max_queue_pairs=s.max_queue_pairs,
             sort_window=s.sort_window,
             observer=self.metrics.observer(model),
             stages=self.stage_metrics.observer(model),
@@ -207,24 +208,17 @@ class Engine:
     def admit(self, pairs: int, timeout: float | None = None, embed: bool = False) -> None:
         """Refuse at once (OverloadedError, RESOURCE_EXHAUSTED) what cannot be served in time.
 
-        For transports to call before they spend a handler thread on a request: `pairs` inputs
-        (documents, pairs or texts) would overflow the queue, or the estimated wait for them,
-        at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
+        `pairs` inputs (documents, pairs or texts) would overflow the queue, or the estimated wait
+        for them, at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
         """
         self._require_ready()
         batcher = self._embed_batcher if embed else self._score_batcher
         if batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         queued = self._tokenizing + batcher.pending_pairs()
-        if queued + pairs > self.settings.max_queue_pairs:
-            raise OverloadedError(
-                f"queue full: {queued} pairs waiting, this request adds {pairs}, "
-                f"limit {self.settings.max_queue_pairs}; retry with backoff or use another worker")
-        wait = self.estimated_wait(pairs, embed)
-        if wait is not None and _deadline(timeout) is not None and wait > timeout:  # type: ignore[operator]
-            raise OverloadedError(
-                f"estimated wait {wait:.1f}s for {queued} queued pairs and this request's {pairs} exceeds "
-                f"its deadline of {timeout:.1f}s; retry with backoff or use another worker")
+        self.admission.check_room(queued, pairs)
+        self.admission.check_wait(self.estimated_wait(pairs, embed), queued, pairs,
+                                  timeout if _deadline(timeout) is not None else None)
 
     def estimated_wait(self, pairs: int = 0, embed: bool = False) -> float | None:
         """Seconds until `pairs` more inputs would be scored at the measured rate; None before any traffic."""
@@ -258,6 +252,8 @@ class Engine:
             started = time.perf_counter()
             ticket.tokens = encode()
             self.stage_metrics.busy_of("tokenize", started)
+            if len(ticket.tokens) > pairs:  # windows: the queue rule again, on the real count
+                self.admission.check_room(self._tokenizing + batcher.pending_pairs(), len(ticket.tokens) - pairs)
             batcher.submit(ticket)
         except Exception as exc:  # bad input or a full queue: the request's answer, never the worker's end
             ticket.fail(exc)
@@ -266,31 +262,8 @@ class Engine:
 
     # -- requests --------------------------------------------------------------------------
 
-    def _check_texts(self, what: str, texts: list[str], extra_chars: int = 0) -> None:
-        s = self.settings
-        if not texts:
-            raise InvalidInputError(f"no {what}s: send at least one")
-        if len(texts) > s.max_documents_per_request:
-            raise InvalidInputError(
-                f"{len(texts)} {what}s is more than this worker's limit of {s.max_documents_per_request} "
-                "per request; split the request"
-            )
-        total = sum(map(len, texts)) + extra_chars
-        if total > s.max_characters_per_request:
-            raise InvalidInputError(
-                f"request has {total} characters, more than this worker's limit of "
-                f"{s.max_characters_per_request}; split it or shorten the {what}s"
-            )
-
-    def _window(self, q: RerankQuery) -> tuple[int, int]:
-        window = q.window_tokens or self.settings.window_tokens
-        stride = q.window_stride or min(self.settings.window_stride, window)
-        if stride > window:
-            raise InvalidInputError(f"window_stride {stride} is larger than window_tokens {window}")
-        return window, stride
-
     def _enqueue_rerank(self, q: RerankQuery, deadline: float | None) -> Ticket:
-        window, stride = self._window(q)
+        window, stride = self.admission.window(q)
         assert self.pair_tokenizer and self._score_batcher
         tokenizer = self.pair_tokenizer
         return self._enqueue(self._score_batcher, len(q.documents), deadline,
@@ -299,9 +272,7 @@ class Engine:
     def submit_rerank(self, q: RerankQuery, timeout: float | None = None) -> Request[RerankOutcome]:
         """Validate, admit and enqueue a rerank; raises at once what cannot be served (bad input, overload)."""
         self._require_ready()
-        if not q.query.strip():
-            raise InvalidInputError("query is empty: send the text to rank the documents against")
-        self._check_texts("document", q.documents, len(q.query))
+        self.admission.check_rerank(q)
         self.admit(len(q.documents), timeout)
         return Request(self._enqueue_rerank(q, _deadline(timeout)), lambda ticket: self._ranked(q, ticket))
 
@@ -325,19 +296,14 @@ class Engine:
                      request_id: str = "") -> Request[ScoreOutcome]:
         """Validate, admit and enqueue raw pairs; the outcome keeps their order."""
         self._require_ready()
-        if not pairs:
-            raise InvalidInputError("no pairs: send at least one (query, document) pair")
-        empty = [i for i, (query, _) in enumerate(pairs) if not query.strip()]
-        if empty:
-            raise InvalidInputError(f"pair(s) {empty[:10]} have an empty query")
-        self._check_texts("pair", [query + document for query, document in pairs])
+        self.admission.check_pairs(pairs)
         self.admit(len(pairs), timeout)
         assert self.pair_tokenizer and self._score_batcher
         tokenizer = self.pair_tokenizer
         by_query: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(pairs):
             by_query.setdefault(query, []).append(i)
-        window, stride = self.settings.window_tokens, self.settings.window_stride
+        window, stride = self.admission.window()
 
         def encode() -> Tokens:
             parts = []
@@ -364,7 +330,7 @@ class Engine:
         self._require_ready()
         if self.embedder is None or self._embed_batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
-        self._check_texts("text", texts)
+        self.admission.check_texts("text", texts)
         self.admit(len(texts), timeout, embed=True)
         tokenizer = self.embedder.pair_tokenizer
 

@@ -30,8 +30,8 @@ class StageMetrics:
 
     def track_batcher(self, model: str, batcher: Batcher) -> None:
         self.depth.labels(model, "schedule").set_function(batcher.pending_pairs)
-        self.depth.labels(model, "forward").set_function(batcher._ready.qsize)
-        self.depth.labels(model, "post").set_function(batcher._done.qsize)
+        for stage in ("forward", "post"):
+            self.depth.labels(model, stage).set_function(lambda stage=stage: batcher.batches_waiting(stage))
 
     def busy_of(self, stage: str, since: float, model: str = "all") -> None:
         self.busy_seconds.labels(model, stage).inc(time.perf_counter() - since)

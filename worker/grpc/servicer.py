@@ -17,10 +17,9 @@ import grpc
 
 from crossrank.protos import pb, pb_grpc
 from crossrank.worker.drain import Drain
-from crossrank.worker.engine import Engine, Request, RerankOutcome, RerankQuery
+from crossrank.worker.engine import Engine, Request, RerankOutcome
 from crossrank.worker.grpc import convert
 from crossrank.worker.grpc.decode import MalformedMessage
-from crossrank.worker.grpc.window_limits import check_window_request
 from crossrank.worker.status import message_of, status_of
 
 log = logging.getLogger(__name__)
@@ -36,14 +35,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         exc = self.drain.reported(exc)
         return convert.rerank_error(request_id, status_of(exc).value[0], message_of(exc))
 
-    def _query(self, request: pb.RerankRequest) -> RerankQuery:
-        query = convert.rerank_query(request)
-        check_window_request(query, self.engine.settings)
-        return query
-
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         # gRPC cancels the wait when the caller cancels or its deadline passes; the request is then dropped.
-        query = self._query(request)
+        query = convert.rerank_query(request)
         return convert.rerank_response(await self.engine.submit_rerank(query, timeout=context.time_remaining()))
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
@@ -90,7 +84,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     query = convert.rerank_query(request)
                     read["sent"] += 1
                     try:
-                        check_window_request(query, self.engine.settings)
                         submitted = self.engine.submit_rerank(query, timeout=context.time_remaining())
                         pending[id(submitted)] = submitted
                         submitted.add_done_callback(lambda r, rid=query.request_id: on_done(rid, r))
