@@ -52,6 +52,9 @@ class WorkerSettings(Settings):
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
         "`crossrank info` shows what was picked and why.", choices=DTYPES)
     backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
+    default_prompt: str = setting(
+        "", "Which of the model's saved prompts (instructions) a request without `instruction` gets; empty = "
+        "the model's own default_prompt_name, if any.")
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")

@@ -122,7 +122,7 @@ class Engine:
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
-                                          s.onnx_cache)
+                                          s.onnx_cache, s.default_prompt)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
@@ -307,10 +307,11 @@ class Engine:
 
     def _enqueue_rerank(self, q: RerankQuery, on_done: TicketHook | None, deadline: float | None) -> Ticket:
         window, stride = self._window(q)
-        assert self.encoder and self._score_batcher
+        assert self.encoder and self._score_batcher and self.scorer
         encoder = self.encoder
+        prompt = self.scorer.prompt(q.instruction)
         return self._enqueue(self._score_batcher, len(q.documents), on_done, deadline,
-                             lambda: encoder.encode(q.query, q.documents, q.long_document, window, stride))
+                             lambda: encoder.encode(q.query, q.documents, q.long_document, window, stride, prompt))
 
     def submit_rerank(self, q: RerankQuery, on_done: TicketHook | None = None,
                       timeout: float | None = None) -> Ticket:
@@ -318,7 +319,7 @@ class Engine:
         self._require_ready()
         if not q.query.strip():
             raise InvalidInputError("query is empty: send the text to rank the documents against")
-        self._check_texts("document", q.documents, len(q.query))
+        self._check_texts("document", q.documents, len(q.query) + len(q.instruction or ""))
         self.admit(len(q.documents), timeout)
         return self._enqueue_rerank(q, on_done, _deadline(timeout))
 
@@ -340,7 +341,7 @@ class Engine:
         return self.finish_rerank(q, ticket)
 
     def submit_score(self, pairs: list[tuple[str, str]], mode: LongDocument,
-                     timeout: float | None = None) -> Ticket:
+                     timeout: float | None = None, instruction: str | None = None) -> Ticket:
         self._require_ready()
         if not pairs:
             raise InvalidInputError("no pairs: send at least one (query, document) pair")
@@ -348,8 +349,9 @@ class Engine:
         if empty:
             raise InvalidInputError(f"pair(s) {empty[:10]} have an empty query")
         self._check_texts("pair", [query + document for query, document in pairs])
+        assert self.encoder and self._score_batcher and self.scorer
+        prompt = self.scorer.prompt(instruction)
         self.admit(len(pairs), timeout)
-        assert self.encoder and self._score_batcher
         encoder = self.encoder
         by_query: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(pairs):
@@ -359,7 +361,7 @@ class Engine:
         def encode() -> Tokens:
             parts = []
             for query, indexes in by_query.items():
-                tokens = encoder.encode(query, [pairs[i][1] for i in indexes], mode, window, stride)
+                tokens = encoder.encode(query, [pairs[i][1] for i in indexes], mode, window, stride, prompt)
                 parts.append(dataclasses.replace(tokens, sources=np.asarray(indexes)[tokens.sources]))
             return Tokens.concat(parts)
 
@@ -367,8 +369,8 @@ class Engine:
 
     def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
               timeout: float | None = None, ticket_hook: TicketHook | None = None,
-              request_id: str = "") -> ScoreOutcome:
-        ticket = _await(self.submit_score(pairs, mode, timeout), ticket_hook)
+              request_id: str = "", instruction: str | None = None) -> ScoreOutcome:
+        ticket = _await(self.submit_score(pairs, mode, timeout, instruction), ticket_hook)
         logits = ticket.result()
         assert ticket.tokens is not None
         best = best_per_source(ticket.tokens.sources, logits, len(pairs))

@@ -1,0 +1,95 @@
+"""A causal-LM reranker (Qwen3-Reranker's shape) scores over gRPC as CrossEncoder.predict does.
+
+The tiny Qwen3ForCausalLM reads each pair through a chat template and is scored by the logit of
+"yes" against "no" at its last token; one batch mixes short, long and truncated pairs, so left
+padding, the template's suffix and the last-token pick are all checked against the oracle.
+"""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from support.clients import CLIENT_KINDS, open_client
+from support.workers import worker_in_process
+
+from crossrank.worker.engine import LongDocument
+
+QUERY = "what is retrieval augmented generation"
+DOCUMENTS = [
+    "retrieval augmented generation combines search with a language model",
+    "paris is the capital of france " * 40,  # longer than the model: truncated, template kept
+    "短",
+    "the stock market fell on monday " * 6,
+    "a vector database stores embeddings for search",
+]
+LONG = " ".join(["the stock market fell"] * 40 + ["retrieval augmented generation"] + ["paris"] * 80)
+
+
+@pytest.fixture(scope="module")
+def causal_worker(tiny_causal_reranker):
+    with worker_in_process(tiny_causal_reranker, window_tokens=48, window_stride=24) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def causal_oracle(tiny_causal_reranker):
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(tiny_causal_reranker), device="cpu")
+
+
+@pytest.fixture(scope="module", params=CLIENT_KINDS)
+def client(request, causal_worker):
+    with open_client(request.param, causal_worker.address, timeout=30) as c:
+        yield c
+
+
+def _logits(oracle, pairs, **kwargs):
+    return oracle.predict(pairs, activation_fn=torch.nn.Identity(), **kwargs)
+
+
+def test_the_runtime_runs_the_models_own_chain(causal_worker):
+    scorer = causal_worker.engine.scorer
+    assert scorer.architecture == "Qwen3ForCausalLM" and scorer.task == "text-generation"
+    assert scorer.encoder.pad_left and scorer.encoder.template is not None
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["sigmoid", "raw"])
+def test_rerank_equals_predict_in_one_mixed_batch(client, causal_oracle, raw):
+    pairs = [(QUERY, d) for d in DOCUMENTS]
+    expected = _logits(causal_oracle, pairs) if raw else causal_oracle.predict(pairs)
+    response = client.rerank(QUERY, DOCUMENTS, raw_scores=raw)
+    got = {r.index: r.score for r in response.results}
+    assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)
+    assert [r.index for r in response.results] == np.argsort(-expected, kind="stable").tolist()
+
+
+def test_score_keeps_input_order_across_queries(client, causal_oracle):
+    pairs = [(QUERY, d) for d in DOCUMENTS] + [("paris france", d) for d in DOCUMENTS[::-1]]
+    assert_allclose(client.score(pairs).scores, causal_oracle.predict(pairs), atol=1e-4)
+
+
+def test_truncation_keeps_the_templates_suffix(causal_worker, causal_oracle):
+    encoder = causal_worker.engine.encoder
+    tokens = encoder.encode(QUERY, [DOCUMENTS[1]])
+    suffix = encoder.template.frame(None).suffix
+    assert tokens.total == encoder.max_length and len(suffix) > 0
+    assert tokens.ids[-len(suffix) :].tolist() == suffix.tolist()
+    features = causal_oracle.preprocess([(QUERY, DOCUMENTS[1])])
+    assert tokens.ids.tolist() == features["input_ids"][0].tolist()
+
+
+def test_each_window_carries_the_whole_template(client, causal_worker, causal_oracle):
+    s = causal_worker.engine.settings
+    encoder = causal_worker.engine.encoder
+    windows = encoder.windows(QUERY, LONG, s.window_tokens, s.window_stride)
+    assert len(windows) > 3
+    tokens = encoder.encode(QUERY, [LONG], LongDocument.WINDOW, s.window_tokens, s.window_stride)
+    suffix = encoder.template.frame(None).suffix.tolist()
+    head = encoder._ids([encoder.template.frame(None).head])[0]
+    for i in range(len(tokens)):
+        row = tokens.ids[tokens.offsets[i] : tokens.offsets[i + 1]].tolist()
+        assert row[: len(head)] == head and row[-len(suffix) :] == suffix
+    response = client.score([(QUERY, LONG)], long_document="window", raw_scores=True)
+    expected = _logits(causal_oracle, [(QUERY, w) for w in windows]).max()
+    assert response.scores[0] == pytest.approx(float(expected), abs=1e-4)
