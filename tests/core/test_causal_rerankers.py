@@ -5,14 +5,19 @@ The tiny Qwen3ForCausalLM reads each pair through a chat template and is scored 
 padding, the template's suffix and the last-token pick are all checked against the oracle.
 """
 
+import json
+import subprocess
+
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
 from support.clients import CLIENT_KINDS, open_client
-from support.workers import worker_in_process
+from support.workers import crossrank_command, worker_in_process, worker_settings
 
+from crossrank.client import InvalidRequestError
 from crossrank.worker.engine import LongDocument
+from crossrank.worker.server import create_server
 
 QUERY = "what is retrieval augmented generation"
 DOCUMENTS = [
@@ -93,3 +98,83 @@ def test_each_window_carries_the_whole_template(client, causal_worker, causal_or
     response = client.score([(QUERY, LONG)], long_document="window", raw_scores=True)
     expected = _logits(causal_oracle, [(QUERY, w) for w in windows]).max()
     assert response.scores[0] == pytest.approx(float(expected), abs=1e-4)
+
+
+INSTRUCTION = "which document is code"
+
+
+def test_an_instruction_equals_predicts_prompt(client, causal_oracle):
+    pairs = [(QUERY, d) for d in DOCUMENTS]
+    expected = causal_oracle.predict(pairs, prompt=INSTRUCTION)
+    assert np.abs(expected - causal_oracle.predict(pairs)).max() > 1e-3  # the instruction reaches the model
+    response = client.rerank(QUERY, DOCUMENTS, instruction=INSTRUCTION)
+    got = {r.index: r.score for r in response.results}
+    assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)
+    assert_allclose(client.score(pairs, instruction=INSTRUCTION).scores, expected, atol=1e-4)
+
+
+def test_an_instruction_rides_in_every_window(client, causal_worker, causal_oracle):
+    s = causal_worker.engine.settings
+    windows = causal_worker.engine.encoder.windows(QUERY, LONG, s.window_tokens, s.window_stride, INSTRUCTION)
+    assert len(windows) > 3
+    (result,) = list(
+        client.stream(
+            [
+                {
+                    "query": QUERY,
+                    "documents": [LONG],
+                    "long_document": "window",
+                    "raw_scores": True,
+                    "instruction": INSTRUCTION,
+                }
+            ]
+        )
+    )
+    expected = _logits(causal_oracle, [(QUERY, w) for w in windows], prompt=INSTRUCTION).max()
+    assert result.results[0].score == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_default_prompt_picks_a_saved_prompt(tiny_causal_reranker, causal_oracle):
+    pairs = [(QUERY, d) for d in DOCUMENTS]
+    with (
+        worker_in_process(tiny_causal_reranker, default_prompt="code") as server,
+        open_client("sync", server.address, timeout=30) as c,
+    ):
+        assert_allclose(c.score(pairs).scores, causal_oracle.predict(pairs, prompt_name="code"), atol=1e-4)
+
+
+def test_an_unknown_default_prompt_is_refused_at_start(tiny_causal_reranker):
+    server = create_server(worker_settings(tiny_causal_reranker, default_prompt="nope"))
+    try:
+        assert not server.wait_ready(120)
+        assert "default_prompt 'nope' is not one of" in str(server.engine.load_error)
+        assert "(code, web)" in str(server.engine.load_error)
+    finally:
+        server.stop(0)
+
+
+def test_an_instruction_to_a_model_that_takes_none_is_invalid_argument(worker):
+    with open_client("sync", worker.address, timeout=30) as c:
+        with pytest.raises(InvalidRequestError, match="takes no instruction"):
+            c.rerank(QUERY, DOCUMENTS, instruction=INSTRUCTION)
+        with pytest.raises(InvalidRequestError, match="takes no instruction"):
+            c.score([(QUERY, "paris")], instruction=INSTRUCTION)
+        assert len(c.rerank(QUERY, DOCUMENTS).results) == len(DOCUMENTS)
+
+
+def test_cli_rerank_sends_the_instruction(causal_worker, causal_oracle):
+    args = [
+        "rerank",
+        "--target",
+        causal_worker.address,
+        QUERY,
+        *[a for d in DOCUMENTS for a in ("-d", d)],
+        "--instruction",
+        INSTRUCTION,
+        "--json",
+    ]
+    result = subprocess.run(crossrank_command(*args), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    got = {r["index"]: r["score"] for r in json.loads(result.stdout)["results"]}
+    expected = causal_oracle.predict([(QUERY, d) for d in DOCUMENTS], prompt=INSTRUCTION)
+    assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)

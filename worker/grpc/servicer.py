@@ -83,7 +83,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         pairs, mode, remaining = convert.score_pairs(request), convert.score_mode(request), context.time_remaining()
         outcome = await self._blocking_call(lambda hook: self.engine.score(
-            pairs, request.raw_scores, mode, remaining, hook, request.request_id))
+            pairs, request.raw_scores, mode, remaining, hook, request.request_id, convert.instruction(request)))
         return convert.score_response(request.request_id, self.engine.settings.model, outcome)
 
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
