@@ -43,7 +43,8 @@ def tls_problems(cert: str, key: str) -> list[str]:
 class WorkerSettings(Settings):
     host: str = setting("0.0.0.0", "Address to bind.")
     port: int = setting(DEFAULT_PORT, "gRPC port; 0 binds a free one (logged at start).")
-    model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
+    model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path; a sequence classifier or "
+                         "a causal-LM reranker (docs/models.md).")
     embed_model: str = setting(
         DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N. One process serves exactly one device.")
