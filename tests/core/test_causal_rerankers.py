@@ -57,6 +57,7 @@ def test_the_runtime_runs_the_models_own_chain(causal_worker):
     scorer = causal_worker.engine.scorer
     assert scorer.architecture == "Qwen3ForCausalLM" and scorer.task == "text-generation"
     assert scorer.encoder.pad_left and scorer.encoder.template is not None
+    assert scorer.answer_head  # the output layer computes the "yes" and "no" rows only
 
 
 @pytest.mark.parametrize("raw", [False, True], ids=["sigmoid", "raw"])

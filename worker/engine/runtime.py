@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crossrank.worker.engine.answer_head import narrow_answer_head
 from crossrank.worker.engine.device import Placement
 from crossrank.worker.engine.encoder import PairEncoder, Tokens, pad
 from crossrank.worker.engine.scheduler import Batch
@@ -110,8 +111,8 @@ class CrossEncoderRuntime(_TorchForward):
     gives the logits at the last position and `LogitScore` turns them into "yes" against "no".
     Running that chain on the batch, rather than the Hugging Face model alone, is what keeps the
     scores equal to `CrossEncoder.predict` for every family it loads. The causal LM projects
-    onto its vocabulary at the last position only (`logits_to_keep=1`, as `predict` asks), never
-    at every position.
+    its last position only (`logits_to_keep=1`, as `predict` asks), and only onto the rows
+    `LogitScore` reads ("yes" and "no", `answer_head.py`), never the vocabulary at every position.
     """
 
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
@@ -139,6 +140,7 @@ class CrossEncoderRuntime(_TorchForward):
         self.encoder = PairEncoder(self.tokenizer, self.max_length, max_query_share, transformer)
         self.default_prompt = self._default_prompt(default_prompt)
         self.model = self.cross_encoder.model.eval()
+        self.answer_head = self.task == "text-generation" and narrow_answer_head(self.cross_encoder)
         # What the model's own preprocess adds beside the token arrays (`Transformer.preprocess`).
         self._features: dict[str, Any] = {"modality": "message" if self.encoder.template else "text"}
         if self.task in ("text-generation", "any-to-any"):
