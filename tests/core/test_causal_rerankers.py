@@ -8,6 +8,7 @@ padding, the template's suffix and the last-token pick are all checked against t
 import json
 import subprocess
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -32,7 +33,7 @@ LONG = " ".join(["the stock market fell"] * 40 + ["retrieval augmented generatio
 
 @pytest.fixture(scope="module")
 def causal_worker(tiny_causal_reranker):
-    with worker_in_process(tiny_causal_reranker, window_tokens=48, window_stride=24) as server:
+    with worker_in_process(tiny_causal_reranker, window_tokens=48, window_stride=24, http_port=-1) as server:
         yield server
 
 
@@ -179,3 +180,16 @@ def test_cli_rerank_sends_the_instruction(causal_worker, causal_oracle):
     got = {r["index"]: r["score"] for r in json.loads(result.stdout)["results"]}
     expected = causal_oracle.predict([(QUERY, d) for d in DOCUMENTS], prompt=INSTRUCTION)
     assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("instruction", [None, INSTRUCTION], ids=["default", "instruction"])
+def test_http_rerank_equals_predict(causal_worker, causal_oracle, instruction):
+    expected = causal_oracle.predict([(QUERY, d) for d in DOCUMENTS], prompt=instruction)
+    body = {"query": QUERY, "instruction": instruction}
+    with httpx.Client(base_url=f"http://127.0.0.1:{causal_worker.http_port}", timeout=30) as http:
+        cohere = http.post("/v2/rerank", json={**body, "documents": DOCUMENTS})
+        tei = http.post("/rerank", json={**body, "texts": DOCUMENTS})
+    assert cohere.status_code == 200 and tei.status_code == 200, (cohere.text, tei.text)
+    for results, key in ((cohere.json()["results"], "relevance_score"), (tei.json(), "score")):
+        got = {r["index"]: r[key] for r in results}
+        assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)

@@ -46,6 +46,7 @@ class CohereRerankRequest(BaseModel):
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool = False
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    instruction: Text | None = None  # crossrank's: for LLM rerankers, as over gRPC (docs/models.md)
 
 
 class CohereRerankResult(BaseModel):
@@ -78,6 +79,7 @@ class TeiRerankRequest(BaseModel):
     return_text: bool = False
     truncate: bool | None = None
     truncation_direction: Literal["right", "Right"] = "right"
+    instruction: Text | None = None  # crossrank's: for LLM rerankers, as over gRPC (docs/models.md)
 
 
 class TeiRank(BaseModel):
@@ -96,7 +98,8 @@ class ErrorBody(BaseModel):
 
 def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
-    return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id)
+    return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id,
+                       instruction=req.instruction)
 
 
 def cohere_response(outcome: RerankOutcome, return_documents: bool, api_version: str) -> CohereRerankResponse:
@@ -117,7 +120,7 @@ def tei_query(req: TeiRerankRequest, request_id: str) -> RerankQuery:
     # The gRPC rule too: `truncate=false` refuses long inputs, unset or true truncates them.
     mode = LongDocument.ERROR if req.truncate is False else LongDocument.TRUNCATE
     return RerankQuery(query=req.query, documents=list(req.texts), raw_scores=req.raw_scores,
-                       long_document=mode, request_id=request_id)
+                       long_document=mode, request_id=request_id, instruction=req.instruction)
 
 
 def tei_response(outcome: RerankOutcome, return_text: bool) -> list[TeiRank]:
