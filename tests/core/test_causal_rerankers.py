@@ -193,3 +193,8 @@ def test_http_rerank_equals_predict(causal_worker, causal_oracle, instruction):
     for results, key in ((cohere.json()["results"], "relevance_score"), (tei.json(), "score")):
         got = {r["index"]: r[key] for r in results}
         assert_allclose([got[i] for i in range(len(DOCUMENTS))], expected, atol=1e-4)
+
+
+def test_an_instruction_that_leaves_no_room_for_the_document_is_invalid_argument(client):
+    with pytest.raises(InvalidRequestError, match="shorten the instruction"):
+        client.rerank(QUERY, DOCUMENTS, instruction="which document is code " * 40)

@@ -27,6 +27,9 @@ import numpy as np
 from crossrank.worker.errors import ModelRefusedError
 
 _QUERY, _DOCUMENT = "\x02crossrank-query\x03", "\x02crossrank-document\x03"
+_FRAMES_KEPT = 256  # instructions whose frames are kept; clients may send any number of them
+# Contents a template must place word for word: spaces and line breaks at the edges catch a `trim`.
+_SAMPLES = (("a b", "c"), ("", ""), (" a\n", "\n b c "))
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ChatTemplate:
         if frame is None:
             with self._lock:
                 frame = self._frames.get(prompt) or self._make(prompt)
+                if len(self._frames) >= _FRAMES_KEPT:
+                    self._frames.pop(next(iter(self._frames)))  # the oldest
                 self._frames[prompt] = frame
         return frame
 
@@ -87,7 +92,7 @@ class ChatTemplate:
         head, rest = rendered.split(_QUERY)
         middle, tail = rest.split(_DOCUMENT)
         frame = Frame(head, middle, tail, np.zeros(0, dtype=np.int64))
-        for query, document in (("a b", "c"), ("", "")):
+        for query, document in _SAMPLES:
             if frame.text(query, document) != self._render(prompt, query, document):
                 raise ModelRefusedError(
                     f"the chat template of {self.name} changes the query or document text as it "

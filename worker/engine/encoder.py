@@ -218,7 +218,9 @@ class PairEncoder:
 
         The window shrinks when the query (and instruction, and template) leave less room than asked for.
         """
-        room = self.max_length - self._frame_tokens(query, prompt)
+        return self._windows(document, window, stride, self.max_length - self._frame_tokens(query, prompt))
+
+    def _windows(self, document: str, window: int, stride: int, room: int) -> list[str]:
         window = max(1, min(window, room))
         stride = max(1, min(stride, window))
         spans = self._token_spans([document])[0]
@@ -256,12 +258,11 @@ class PairEncoder:
         `prompt` is the instruction (already resolved by the runtime), None for none.
         """
         query = self.cap_query(query)
-        if prompt is not None or self.template is not None:
-            framed = self._frame_tokens(query, prompt)
-            if framed >= self.max_length:
-                raise InvalidInputError(
-                    f"the instruction, query and template take {framed} of the model's {self.max_length} "
-                    "tokens, leaving none for the document; shorten the instruction")
+        framed = self._frame_tokens(query, prompt)  # the query is capped: only an instruction can overflow
+        if framed >= self.max_length:
+            raise InvalidInputError(
+                f"the instruction, query and template take {framed} of the model's {self.max_length} "
+                "tokens, leaving none for the document; shorten the instruction")
         if mode is LongDocument.TRUNCATE:
             return self._pairs(query, documents, list(range(len(documents))), True, prompt)
         if mode is LongDocument.ERROR:
@@ -278,7 +279,7 @@ class PairEncoder:
         texts: list[str] = []
         sources: list[int] = []
         for i, document in enumerate(documents):
-            for piece in self.windows(query, document, window, stride, prompt):
+            for piece in self._windows(document, window, stride, self.max_length - framed):
                 texts.append(piece)
                 sources.append(i)
         return self._pairs(query, texts, sources, True, prompt)
