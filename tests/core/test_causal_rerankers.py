@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
+from sentence_transformers import CrossEncoder
 from support.clients import CLIENT_KINDS, open_client
+from support.tiny_models import build_causal_reranker
 from support.workers import crossrank_command, worker_in_process, worker_settings
 
 from crossrank.client import InvalidRequestError
@@ -39,8 +41,6 @@ def causal_worker(tiny_causal_reranker):
 
 @pytest.fixture(scope="module")
 def causal_oracle(tiny_causal_reranker):
-    from sentence_transformers import CrossEncoder
-
     return CrossEncoder(str(tiny_causal_reranker), device="cpu")
 
 
@@ -143,6 +143,16 @@ def test_default_prompt_picks_a_saved_prompt(tiny_causal_reranker, causal_oracle
         open_client("sync", server.address, timeout=30) as c,
     ):
         assert_allclose(c.score(pairs).scores, causal_oracle.predict(pairs, prompt_name="code"), atol=1e-4)
+
+
+def test_the_models_own_default_prompt_applies(tmp_path):
+    path = build_causal_reranker(tmp_path / "with-default", default_prompt="web")
+    oracle = CrossEncoder(str(path), device="cpu")
+    assert oracle.default_prompt_name == "web"
+    pairs = [(QUERY, d) for d in DOCUMENTS]
+    with worker_in_process(path) as server, open_client("sync", server.address, timeout=30) as c:
+        assert_allclose(c.score(pairs).scores, oracle.predict(pairs), atol=1e-4)
+        assert_allclose(c.score(pairs, instruction="").scores, oracle.predict(pairs, prompt=""), atol=1e-4)
 
 
 def test_an_unknown_default_prompt_is_refused_at_start(tiny_causal_reranker):

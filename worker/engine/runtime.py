@@ -132,8 +132,8 @@ class CrossEncoderRuntime(_TorchForward):
         self.task = getattr(transformer, "transformer_task", "sequence-classification")
         self.architecture = type(self.cross_encoder.model).__name__
         if backend != "torch" and self.task != "sequence-classification":
-            raise ModelRefusedError(f"backend {backend} serves sequence classifiers only, not {self.architecture}; "
-                             "use --backend torch")
+            raise ModelRefusedError(
+                f"backend {backend} serves sequence classifiers only, not {self.architecture}; use --backend torch")
         self.tokenizer = self.cross_encoder.tokenizer
         model_limit = int(self.cross_encoder.max_seq_length or 512)
         self.max_length = min(max_length, model_limit) if max_length else model_limit
@@ -166,9 +166,10 @@ class CrossEncoderRuntime(_TorchForward):
         prompts = self.cross_encoder.prompts
         if name and name not in prompts:
             saved = ", ".join(sorted(prompts)) or "none"
-            raise ModelRefusedError(f"default_prompt {name!r} is not one of {self.model_id}'s saved prompts ({saved}); "
-                             "set --default-prompt to one of them, or leave it empty")
-        return self.cross_encoder._resolve_prompt(None, name or None) or None
+            raise ModelRefusedError(f"default_prompt {name!r} is not one of {self.model_id}'s saved prompts "
+                                    f"({saved}); set --default-prompt to one of them, or leave it empty")
+        chosen = name or self.cross_encoder.default_prompt_name
+        return (prompts.get(chosen) or None) if chosen else None
 
     def prompt(self, instruction: str | None) -> str | None:
         """The instruction a request sends, or the default prompt; refused where the model takes none."""
@@ -182,14 +183,14 @@ class CrossEncoderRuntime(_TorchForward):
     def _check_one_score_per_pair(self) -> None:
         """Refuse at start a model whose chain does not give exactly one score per pair."""
         tokens = self.encoder.encode("warm up", ["a document", "a longer document than the first"])
-        shape: tuple[int, ...] | str
         try:
             shape = tuple(self._chain(self.collate_parts([(tokens, np.arange(len(tokens)))])).shape)
-        except KeyError:
-            shape = "no 'scores'"
+            gives = f"scores of shape {shape}"
+        except KeyError:  # its last module writes no "scores"
+            shape, gives = (), "no 'scores'"
         if shape not in ((2,), (2, 1)):
-            raise ModelRefusedError(f"{self.model_id} ({self.architecture}, {self.task}) gives scores of shape {shape} "
-                             "for 2 pairs, not one score per pair; serve a reranker with one output")
+            raise ModelRefusedError(f"{self.model_id} ({self.architecture}, {self.task}) gives {gives} for 2 pairs, "
+                                    "not one score per pair; serve a reranker with one output")
 
     def _chain(self, batch: _Inputs) -> torch.Tensor:
         if self.onnx is not None:
