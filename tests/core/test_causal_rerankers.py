@@ -61,6 +61,18 @@ def test_the_runtime_runs_the_models_own_chain(causal_worker):
     assert scorer.answer_head  # the output layer computes the "yes" and "no" rows only
 
 
+@pytest.mark.parametrize("instruction", [None, "which document is code"], ids=["default", "instruction"])
+def test_one_forward_over_mixed_lengths_equals_predict(causal_worker, causal_oracle, instruction):
+    scorer = causal_worker.engine.scorer
+    tokens = scorer.encoder.encode(QUERY, DOCUMENTS, prompt=scorer.prompt(instruction))
+    assert tokens.lengths.min() < tokens.lengths.max() == scorer.max_length  # short, long and truncated rows
+    batch = scorer.collate_parts([(tokens, np.arange(len(tokens)))])
+    assert batch.arrays["attention_mask"][:, 0].min() == 0  # left padding
+    got = scorer.fetch(scorer.forward(batch))
+    expected = _logits(causal_oracle, [(QUERY, d) for d in DOCUMENTS], prompt=instruction)
+    assert_allclose(got, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("raw", [False, True], ids=["sigmoid", "raw"])
 def test_rerank_equals_predict_in_one_mixed_batch(client, causal_oracle, raw):
     pairs = [(QUERY, d) for d in DOCUMENTS]
