@@ -58,8 +58,14 @@ class ChatTemplate:
         self._frames: dict[str | None, Frame] = {}
         self._lock = threading.Lock()
         self.name = getattr(transformer.config, "name_or_path", "") or "the model"
-        no_instruction = self._render(None, "q", "d")
-        self.takes_instruction = self._render("crossrank instruction probe", "q", "d") != no_instruction
+        self.takes_instruction = self._renders_instruction()
+
+    def _renders_instruction(self) -> bool:
+        """Whether a system message changes the render; templates may also refuse one (Gemma's do)."""
+        try:
+            return self._render("crossrank instruction probe", "q", "d") != self._render(None, "q", "d")
+        except Exception:  # noqa: BLE001 (Jinja raises whatever the template says)
+            return False
 
     def _render(self, prompt: str | None, query: str, document: str) -> str:
         messages = [self._formatter.pair_to_messages((query, document))]
