@@ -60,9 +60,13 @@ class CrossrankClient(BaseClient[grpc.Channel]):
 
     def rerank(self, query: str, documents: Sequence[str], *, top_k: int = 0, return_documents: bool = False,
                raw_scores: bool = False, long_document: str = "truncate", request_id: str = "",
-               timeout: float | None = None) -> RerankResponse:
-        """Rank documents against query, highest score first; `top_k=0` returns all."""
-        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document)
+               instruction: str | None = None, timeout: float | None = None) -> RerankResponse:
+        """Rank documents against query, highest score first; `top_k=0` returns all.
+
+        `instruction` is the task in words, for models that take one (LLM rerankers such as Qwen3-Reranker);
+        None uses the model's default prompt."""
+        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document,
+                            instruction=instruction)
         response = self._call(lambda stub: stub.Rerank, self._rerank_request(req), timeout)
         return self._rerank_response(response, return_documents)
 
@@ -81,9 +85,9 @@ class CrossrankClient(BaseClient[grpc.Channel]):
             raise self._error(exc) from None
 
     def score(self, pairs: Sequence[tuple[str, str]], *, raw_scores: bool = False, long_document: str = "truncate",
-              timeout: float | None = None) -> ScoreResponse:
-        """One score per (query, document) pair, in input order."""
-        request = self._score_request(pairs, raw_scores, long_document)
+              instruction: str | None = None, timeout: float | None = None) -> ScoreResponse:
+        """One score per (query, document) pair, in input order; `instruction` as in `rerank`."""
+        request = self._score_request(pairs, raw_scores, long_document, instruction)
         return self._score_response(self._call(lambda stub: stub.Score, request, timeout))
 
     def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None) -> EmbedResponse:

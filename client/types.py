@@ -45,6 +45,7 @@ class RerankRequest:
     long_document: str = "truncate"  # truncate | window | error
     window_tokens: int = 0
     window_stride: int = 0
+    instruction: str | None = None  # for models that take one; None: the model's default prompt
 
 
 @dataclass(frozen=True, slots=True)

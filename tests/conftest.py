@@ -25,6 +25,13 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_causal_reranker(tmp_path_factory) -> Path:
+    from support.tiny_models import build_causal_reranker
+
+    return build_causal_reranker(tmp_path_factory.mktemp("models") / "tiny-causal-reranker")
+
+
+@pytest.fixture(scope="session")
 def tiny_bi_encoder(tmp_path_factory) -> Path:
     from support.tiny_models import build_bi_encoder
 

@@ -142,3 +142,35 @@ def test_accuracy_against_fp32(tiny_cross_encoder):
     assert modes["fp32"] == {"available": True, "spearman": 1.0, "max_abs_logit_diff": 0.0,
                              "max_abs_score_diff": 0.0}
     assert modes["bf16"]["available"] and -1 <= modes["bf16"]["spearman"] <= 1
+
+
+def test_the_qwen3_reranker_shape_is_built_and_served_as_a_causal_reranker(tmp_path, monkeypatch):
+    """The 0.6B shape's config as Qwen3-Reranker-0.6B's; the same build, scaled down, serves as predict scores."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from crossrank.worker.bench import models
+    from crossrank.worker.bench.settings import BenchSettings
+    from crossrank.worker.engine.device import place
+    from crossrank.worker.engine.runtime import CrossEncoderRuntime
+
+    name = "qwen3-reranker-0.6b"
+    config = models._config(name)
+    assert config.architectures == ["Qwen3ForCausalLM"] and config.model_type == "qwen3"
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (28, 1024, 3072)
+    assert (config.num_attention_heads, config.num_key_value_heads, config.vocab_size) == (16, 8, 151669)
+    settings = BenchSettings(bench_cache=str(tmp_path))
+    if not Path(settings.tokenizer()).is_dir():
+        pytest.skip("the MiniLM tokenizer is not on this machine (../shared/models/all-MiniLM-L6-v2)")
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                 intermediate_size=64, vocab_size=30528)
+    monkeypatch.setitem(models.ARCHITECTURES, name, {**models.ARCHITECTURES[name], **small})
+    path = str(models.build_model(name, settings))
+    runtime = CrossEncoderRuntime(path, place("cpu", "fp32"))
+    assert runtime.task == "text-generation" and runtime.pair_tokenizer.template is not None
+    query, documents = "what is the capital of france", ["paris is the capital of france", "the stock market " * 200]
+    tokens = runtime.pair_tokenizer.encode(query, documents)
+    got = runtime.fetch(runtime.forward(runtime.collate_parts([(tokens, np.arange(len(tokens)))])))
+    oracle = CrossEncoder(path, device="cpu")
+    expected = oracle.predict([(query, d) for d in documents], activation_fn=torch.nn.Identity())
+    np.testing.assert_allclose(got, expected, atol=1e-4)

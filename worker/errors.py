@@ -8,6 +8,8 @@
     ├── NotServedError       FAILED_PRECONDITION this worker does not serve the asked-for model
     ├── CancelledError       CANCELLED          the caller went away before the work finished
     └── DeadlineError        DEADLINE_EXCEEDED  the request's deadline passed, or would before its turn
+
+    ModelRefusedError (a ValueError, no request's error): the worker refuses to start with this model
 """
 
 from __future__ import annotations
@@ -48,3 +50,7 @@ class CancelledError(WorkerError):
 
 class DeadlineError(WorkerError):
     pass
+
+
+class ModelRefusedError(ValueError):
+    """A model the worker will not serve (it would answer wrong scores), said in one line at start."""

@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2
 from crossrank.protos import pb
 from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
+from crossrank.worker.errors import ModelRefusedError
 from crossrank.worker.grpc.server import GrpcServer, set_health, start_grpc_server
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import ModelSourceError
@@ -61,8 +62,8 @@ class WorkerServer:
         except BaseException as exc:  # reported by wait_ready / serve; calls keep getting UNAVAILABLE
             self.engine.load_error = exc
             # A bad model setting is one line, said by whoever waits (serve); its traceback only at DEBUG.
-            log.log(logging.DEBUG if isinstance(exc, ModelSourceError) else logging.ERROR, "loading %s failed",
-                    self.settings.model, exc_info=True)
+            quiet = isinstance(exc, (ModelSourceError, ModelRefusedError))
+            log.log(logging.DEBUG if quiet else logging.ERROR, "loading %s failed", self.settings.model, exc_info=True)
             return
         set_health(self.health, health_pb2.HealthCheckResponse.SERVING)
 

@@ -43,7 +43,8 @@ def tls_problems(cert: str, key: str) -> list[str]:
 class WorkerSettings(Settings):
     host: str = setting("0.0.0.0", "Address to bind.")
     port: int = setting(DEFAULT_PORT, "gRPC port; 0 binds a free one (logged at start).")
-    model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path.")
+    model: str = setting(DEFAULT_MODEL, "Cross-encoder: Hugging Face id or local path; a sequence classifier or "
+                         "a causal-LM reranker (docs/models.md).")
     embed_model: str = setting(
         DEFAULT_EMBED_MODEL, "Bi-encoder behind Embed (id or path); 'none' serves no Embed and saves its memory.")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N. One process serves exactly one device.")
@@ -52,6 +53,9 @@ class WorkerSettings(Settings):
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
         "`crossrank info` shows what was picked and why.", choices=DTYPES)
     backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
+    default_prompt: str = setting(
+        "", "Which of the model's saved prompts (instructions) a request without `instruction` gets; empty = "
+        "the model's own default_prompt_name, if any.")
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")

@@ -72,3 +72,12 @@ def test_verbose_adds_the_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "ModelSourceError" in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("Error: could not load the model: model path")
+
+
+def test_a_model_without_one_score_per_pair_is_refused_at_start(tmp_path):
+    from support.tiny_models import build_cross_encoder
+
+    classifier = build_cross_encoder(tmp_path / "three-labels", num_labels=3)
+    line = _one_clear_line(_serve(str(classifier), tmp_path, HF_HUB_OFFLINE="1"))
+    assert "BertForSequenceClassification" in line and "shape (2, 3)" in line
+    assert "not one score per pair" in line

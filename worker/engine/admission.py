@@ -53,7 +53,7 @@ class Admission:
     def check_rerank(self, q: RerankQuery) -> None:
         if not q.query.strip():
             raise InvalidInputError("query is empty: send the text to rank the documents against")
-        self.check_texts("document", q.documents, len(q.query))
+        self.check_texts("document", q.documents, len(q.query) + len(q.instruction or ""))
         if q.long_document is LongDocument.WINDOW:
             self._check_windows(q)
 

@@ -109,7 +109,7 @@ class Engine:
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
-                                          s.onnx_cache)
+                                          s.onnx_cache, s.default_prompt)
         self.pair_tokenizer = self.scorer.pair_tokenizer
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
@@ -264,10 +264,11 @@ class Engine:
 
     def _enqueue_rerank(self, q: RerankQuery, deadline: float | None) -> Ticket:
         window, stride = self.admission.window(q)
-        assert self.pair_tokenizer and self._score_batcher
+        assert self.pair_tokenizer and self._score_batcher and self.scorer
         tokenizer = self.pair_tokenizer
+        prompt = self.scorer.prompt(q.instruction)  # refuses an instruction the model takes none of
         return self._enqueue(self._score_batcher, len(q.documents), deadline,
-                             lambda: tokenizer.encode(q.query, q.documents, q.long_document, window, stride))
+                             lambda: tokenizer.encode(q.query, q.documents, q.long_document, window, stride, prompt))
 
     def submit_rerank(self, q: RerankQuery, timeout: float | None = None) -> Request[RerankOutcome]:
         """Validate, admit and enqueue a rerank; raises at once what cannot be served (bad input, overload)."""
@@ -293,12 +294,13 @@ class Engine:
 
     def submit_score(self, pairs: list[tuple[str, str]], raw: bool = False,
                      mode: LongDocument = LongDocument.TRUNCATE, timeout: float | None = None,
-                     request_id: str = "") -> Request[ScoreOutcome]:
+                     request_id: str = "", instruction: str | None = None) -> Request[ScoreOutcome]:
         """Validate, admit and enqueue raw pairs; the outcome keeps their order."""
         self._require_ready()
         self.admission.check_pairs(pairs)
+        assert self.pair_tokenizer and self._score_batcher and self.scorer
+        prompt = self.scorer.prompt(instruction)
         self.admit(len(pairs), timeout)
-        assert self.pair_tokenizer and self._score_batcher
         tokenizer = self.pair_tokenizer
         by_query: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(pairs):
@@ -308,7 +310,7 @@ class Engine:
         def encode() -> Tokens:
             parts = []
             for query, indexes in by_query.items():
-                tokens = tokenizer.encode(query, [pairs[i][1] for i in indexes], mode, window, stride)
+                tokens = tokenizer.encode(query, [pairs[i][1] for i in indexes], mode, window, stride, prompt)
                 parts.append(dataclasses.replace(tokens, sources=np.asarray(indexes)[tokens.sources]))
             return Tokens.concat(parts)
 
@@ -322,8 +324,8 @@ class Engine:
         return Request(self._enqueue(self._score_batcher, len(pairs), _deadline(timeout), encode), scored)
 
     def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
-              timeout: float | None = None, request_id: str = "") -> ScoreOutcome:
-        return self.submit_score(pairs, raw, mode, timeout, request_id).result()
+              timeout: float | None = None, request_id: str = "", instruction: str | None = None) -> ScoreOutcome:
+        return self.submit_score(pairs, raw, mode, timeout, request_id, instruction).result()
 
     def submit_embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
                      request_id: str = "") -> Request[EmbedOutcome]:

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from crossrank.worker.engine.answer_head import narrow_answer_head
 from crossrank.worker.engine.batcher import Batch
 from crossrank.worker.engine.device import Placement
-from crossrank.worker.engine.tokenizer import PairTokenizer, pad
+from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens, pad
+from crossrank.worker.errors import InvalidInputError, ModelRefusedError
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,10 @@ class _TorchForward:
     _copy_stream: Any = None
 
     def collate(self, batch: Batch) -> _Inputs:
-        arrays = pad(batch.parts, self.pair_tokenizer.pad_id, self.pair_tokenizer.pad_left)
+        return self.collate_parts(batch.parts)
+
+    def collate_parts(self, parts: list[tuple[Tokens, np.ndarray]]) -> _Inputs:
+        arrays = pad(parts, self.pair_tokenizer.pad_id, self.pair_tokenizer.pad_left)
         if self.placement.device.type != "cuda":
             return _Inputs(arrays, {k: torch.from_numpy(v) for k, v in arrays.items()})
         if self._copy_stream is None:
@@ -99,10 +104,20 @@ class _TorchForward:
 
 
 class CrossEncoderRuntime(_TorchForward):
-    """Scores padded (query, document) batches; outputs raw logits as float32."""
+    """Scores padded (query, document) batches with the model's own module chain; outputs float32 scores.
+
+    A `CrossEncoder` is a chain of modules (sentence-transformers `cross_encoder/model.py`): a
+    sequence classifier's `Transformer` gives the scores itself; a causal LM's `Transformer`
+    gives the logits at the last position and `LogitScore` turns them into "yes" against "no".
+    Running that chain on the batch, rather than the Hugging Face model alone, is what keeps the
+    scores equal to `CrossEncoder.predict` for every family it loads. The causal LM projects
+    its last position only (`logits_to_keep=1`, as `predict` asks), and only onto the rows
+    `LogitScore` reads ("yes" and "no", `answer_head.py`), never the vocabulary at every position.
+    """
 
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
-                 max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache):
+                 max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache,
+                 default_prompt: str = ""):
         from sentence_transformers import CrossEncoder
 
         self.model_id = model_id
@@ -113,15 +128,23 @@ class CrossEncoderRuntime(_TorchForward):
             raise ValueError(f"backend {backend} runs on the CPU only; use --device cpu or --backend torch")
         self.cross_encoder = CrossEncoder(model_id, device=str(placement.device),
                                           model_kwargs=_model_kwargs(placement, backend))
-        if self.cross_encoder.num_labels != 1:
-            raise ValueError(
-                f"{model_id} has {self.cross_encoder.num_labels} output labels; a reranker needs exactly one"
-            )
+        transformer = self.cross_encoder[0]
+        self.task = getattr(transformer, "transformer_task", "sequence-classification")
+        self.architecture = type(self.cross_encoder.model).__name__
+        if backend != "torch" and self.task != "sequence-classification":
+            raise ModelRefusedError(
+                f"backend {backend} serves sequence classifiers only, not {self.architecture}; use --backend torch")
         self.tokenizer = self.cross_encoder.tokenizer
         model_limit = int(self.cross_encoder.max_seq_length or 512)
         self.max_length = min(max_length, model_limit) if max_length else model_limit
-        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, max_query_share)
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, max_query_share, transformer)
+        self.default_prompt = self._default_prompt(default_prompt)
         self.model = self.cross_encoder.model.eval()
+        self.answer_head = self.task == "text-generation" and narrow_answer_head(self.cross_encoder)
+        # What the model's own preprocess adds beside the token arrays (`Transformer.preprocess`).
+        self._features: dict[str, Any] = {"modality": "message" if self.pair_tokenizer.template else "text"}
+        if self.task in ("text-generation", "any-to-any"):
+            self._features["logits_to_keep"] = 1
         self.onnx = None
         if backend != "torch":
             # The torch model is the export's source; the ONNX session then serves every batch.
@@ -129,12 +152,54 @@ class CrossEncoderRuntime(_TorchForward):
 
             self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, onnx_cache,
                                          int8=backend == "onnx-int8")
+        self._check_one_score_per_pair()
+
+    @property
+    def takes_instruction(self) -> bool:
+        """Whether an instruction reaches the model: its chat template renders one, or it has saved prompts."""
+        if self.pair_tokenizer.template is not None:
+            return self.pair_tokenizer.template.takes_instruction
+        return any(self.cross_encoder.prompts.values())
+
+    def _default_prompt(self, name: str) -> str | None:
+        """The saved prompt named by --default-prompt, or else the model's own default (None: none)."""
+        prompts = self.cross_encoder.prompts
+        if name and name not in prompts:
+            saved = ", ".join(sorted(prompts)) or "none"
+            raise ModelRefusedError(f"default_prompt {name!r} is not one of {self.model_id}'s saved prompts "
+                                    f"({saved}); set --default-prompt to one of them, or leave it empty")
+        chosen = name or self.cross_encoder.default_prompt_name
+        return (prompts.get(chosen) or None) if chosen else None
+
+    def prompt(self, instruction: str | None) -> str | None:
+        """The instruction a request sends, or the default prompt; refused where the model takes none."""
+        if instruction is None:
+            return self.default_prompt
+        if not self.takes_instruction:
+            raise InvalidInputError(f"{self.model_id} takes no instruction (no saved prompts, no chat template "
+                                    "that renders one); send the request without an instruction")
+        return instruction
+
+    def _check_one_score_per_pair(self) -> None:
+        """Refuse at start a model whose chain does not give exactly one score per pair."""
+        tokens = self.pair_tokenizer.encode("warm up", ["a document", "a longer document than the first"])
+        try:
+            shape = tuple(self._chain(self.collate_parts([(tokens, np.arange(len(tokens)))])).shape)
+            gives = f"scores of shape {shape}"
+        except KeyError:  # its last module writes no "scores"
+            shape, gives = (), "no 'scores'"
+        if shape not in ((2,), (2, 1)):
+            raise ModelRefusedError(f"{self.model_id} ({self.architecture}, {self.task}) gives {gives} for 2 pairs, "
+                                    "not one score per pair; serve a reranker with one output")
+
+    def _chain(self, batch: _Inputs) -> torch.Tensor:
+        if self.onnx is not None:
+            return torch.from_numpy(self.onnx(batch.arrays))
+        with torch.inference_mode(), self._autocast():
+            return self.cross_encoder({**self._inputs(batch), **self._features})["scores"]
 
     def forward(self, batch: _Inputs) -> Any:
-        if self.onnx is not None:
-            return self.onnx(batch.arrays)
-        with torch.inference_mode(), self._autocast():
-            return self.model(**self._inputs(batch)).logits.reshape(-1)
+        return self._chain(batch).reshape(-1)
 
 
 class EmbedderRuntime(_TorchForward):

@@ -1,7 +1,9 @@
-"""Turn (query, document) texts into model inputs: query capping, truncation and windows.
+"""Turn (query, document) texts into model inputs: instructions, query capping, truncation and windows.
 
 Everything here works on text cut at token offsets and then tokenized as a normal pair, so
-each model's own special tokens and token types come from its tokenizer, whatever it is.
+each model's own special tokens and token types come from its tokenizer, whatever it is. A
+model with a chat template (causal-LM rerankers) gets each pair rendered through it instead
+(`chat_template.py`), and truncation there cuts the document, never the template's suffix.
 
 The Rust tokenizer behind a Hugging Face fast tokenizer keeps its truncation setting as
 state that each call rewrites, so every thread gets a copy of its own (no lock), and its
@@ -19,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from crossrank.worker.engine.chat_template import ChatTemplate, Frame
 from crossrank.worker.engine.types import LongDocument
-from crossrank.worker.errors import TooLongError
+from crossrank.worker.errors import InvalidInputError, TooLongError
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,30 @@ class Tokens:
     @property
     def total(self) -> int:
         return int(self.offsets[-1])
+
+
+def keep_suffix(tokens: Tokens, max_length: int, suffix: np.ndarray) -> Tokens:
+    """Inputs longer than max_length cut to their first `max_length - len(suffix)` tokens plus `suffix`.
+
+    What sentence-transformers does to a truncated chat-template row (`_restore_chat_template_suffix`),
+    on the flat arrays at once.
+    """
+    lengths = tokens.lengths
+    long = lengths > max_length
+    if not long.any():
+        return tokens
+    kept = np.where(long, max_length, lengths)
+    offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(kept, out=offsets[1:])
+    row = np.repeat(np.arange(len(kept)), kept)
+    position = np.arange(int(offsets[-1])) - offsets[row]
+    source = tokens.offsets[row] + position
+    ids = tokens.ids[source]
+    start = max_length - len(suffix)
+    from_suffix = long[row] & (position >= start)
+    ids[from_suffix] = suffix[position[from_suffix] - start]
+    types = None if tokens.type_ids is None else tokens.type_ids[source]
+    return Tokens(ids, types, offsets, tokens.sources)
 
 
 def pad(parts: Sequence[tuple[Tokens, np.ndarray]], pad_id: int, left: bool = False) -> dict[str, np.ndarray]:
@@ -132,7 +159,9 @@ class _Rust:
 
 
 class PairTokenizer:
-    def __init__(self, tokenizer: Any, max_length: int, max_query_share: float):
+    """Pairs into token arrays; `transformer`, the model's own input module, brings its chat template."""
+
+    def __init__(self, tokenizer: Any, max_length: int, max_query_share: float, transformer: Any = None):
         self.tokenizer = tokenizer
         self._source = tokenizer.backend_tokenizer.to_str()  # serialised once, copied per thread
         self._local = threading.local()
@@ -140,6 +169,9 @@ class PairTokenizer:
         self.pad_id = int(tokenizer.pad_token_id or 0)
         self.pad_left = tokenizer.padding_side == "left"
         self.max_length = max_length
+        self.template: ChatTemplate | None = None
+        if transformer is not None and "message" in getattr(transformer, "modality_config", {}):
+            self.template = ChatTemplate(transformer, self._ids)
         self.special_tokens = self._count_special_tokens()
         self.max_query_tokens = max(1, int((max_length - self.special_tokens) * max_query_share))
 
@@ -154,7 +186,13 @@ class PairTokenizer:
         """Make the calling thread's tokenizer copy now rather than on its first request."""
         self._rust.encode(["a"])
 
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._rust.encode(texts, special=False)]
+
     def _count_special_tokens(self) -> int:
+        """Tokens a pair takes beyond its texts: special tokens, or the chat template's text."""
+        if self.template is not None:
+            return len(self._ids([self.template.frame(None).text("", "")])[0])
         pair = len(self._rust.encode([("a", "b")])[0].ids)
         single = len(self._rust.encode(["a"], special=False)[0].ids)
         return pair - 2 * single
@@ -169,12 +207,20 @@ class PairTokenizer:
             return query
         return query[: spans[self.max_query_tokens - 1][1]]
 
-    def windows(self, query: str, document: str, window: int, stride: int) -> list[str]:
+    def _frame_tokens(self, query: str, prompt: str | None) -> int:
+        """Tokens of a pair with an empty document: what every window of the document comes with."""
+        if self.template is not None:
+            return len(self._ids([self.template.frame(prompt).text(query, "")])[0])
+        return self.special_tokens + len(self._token_spans([(prompt or "") + query])[0])
+
+    def windows(self, query: str, document: str, window: int, stride: int, prompt: str | None = None) -> list[str]:
         """Overlapping slices of the document, each at most `window` tokens, covering all of it.
 
-        The window shrinks when the query leaves less room than asked for.
+        The window shrinks when the query (and instruction, and template) leave less room than asked for.
         """
-        room = self.max_length - self.special_tokens - len(self._token_spans([query])[0])
+        return self._windows(document, window, stride, self.max_length - self._frame_tokens(query, prompt))
+
+    def _windows(self, document: str, window: int, stride: int, room: int) -> list[str]:
         window = max(1, min(window, room))
         stride = max(1, min(stride, window))
         spans = self._token_spans([document])[0]
@@ -186,10 +232,17 @@ class PairTokenizer:
             starts.append(n - window)
         return [document[spans[s][0] : spans[s + window - 1][1]] for s in starts]
 
-    def _pairs(self, query: str, documents: list[str], sources: list[int], truncate: bool) -> Tokens:
-        encodings = self._rust.encode([(query, d) for d in documents],
-                                      truncate_to=self.max_length if truncate else None)
-        return Tokens.of(encodings, sources, self.with_types)
+    def _pairs(self, query: str, documents: list[str], sources: list[int], truncate: bool,
+               prompt: str | None) -> Tokens:
+        if self.template is None:
+            # sentence-transformers puts a prompt before the query of a plain pair (prepend_prompt_to_texts).
+            encodings = self._rust.encode([((prompt or "") + query, d) for d in documents],
+                                          truncate_to=self.max_length if truncate else None)
+            return Tokens.of(encodings, sources, self.with_types)
+        frame: Frame = self.template.frame(prompt)
+        encodings = self._rust.encode([frame.text(query, d) for d in documents], special=False)
+        tokens = Tokens.of(encodings, sources, self.with_types)
+        return keep_suffix(tokens, self.max_length, frame.suffix) if truncate else tokens
 
     def encode(
         self,
@@ -198,13 +251,22 @@ class PairTokenizer:
         mode: LongDocument = LongDocument.TRUNCATE,
         window: int = 400,
         stride: int = 200,
+        prompt: str | None = None,
     ) -> Tokens:
-        """Model inputs for one query against many documents; `sources` are the documents' indexes."""
+        """Model inputs for one query against many documents; `sources` are the documents' indexes.
+
+        `prompt` is the instruction (already resolved by the runtime), None for none.
+        """
         query = self.cap_query(query)
+        framed = self._frame_tokens(query, prompt)  # the query is capped: only an instruction can overflow
+        if framed >= self.max_length:
+            raise InvalidInputError(
+                f"the instruction, query and template take {framed} of the model's {self.max_length} "
+                "tokens, leaving none for the document; shorten the instruction")
         if mode is LongDocument.TRUNCATE:
-            return self._pairs(query, documents, list(range(len(documents))), truncate=True)
+            return self._pairs(query, documents, list(range(len(documents))), True, prompt)
         if mode is LongDocument.ERROR:
-            tokens = self._pairs(query, documents, list(range(len(documents))), truncate=False)
+            tokens = self._pairs(query, documents, list(range(len(documents))), False, prompt)
             too_long = tokens.sources[tokens.lengths > self.max_length].tolist()
             if too_long:
                 shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
@@ -217,10 +279,10 @@ class PairTokenizer:
         texts: list[str] = []
         sources: list[int] = []
         for i, document in enumerate(documents):
-            for piece in self.windows(query, document, window, stride):
+            for piece in self._windows(document, window, stride, self.max_length - framed):
                 texts.append(piece)
                 sources.append(i)
-        return self._pairs(query, texts, sources, truncate=True)
+        return self._pairs(query, texts, sources, True, prompt)
 
     def encode_texts(self, texts: list[str]) -> Tokens:
         """Single texts (the Embed path), each truncated to max_length."""

@@ -28,6 +28,7 @@ class RerankQuery:
     window_stride: int = 0
     request_id: str = ""
     return_documents: bool = False
+    instruction: str | None = None  # None: the model's default prompt, if it has one
 
 
 @dataclass

@@ -45,7 +45,13 @@ def rerank_query(req: pb.RerankRequest) -> RerankQuery:
         window_stride=req.window_stride,
         request_id=req.request_id,
         return_documents=req.return_documents,
+        instruction=instruction(req),
     )
+
+
+def instruction(req: pb.RerankRequest | pb.ScoreRequest) -> str | None:
+    """The request's instruction; None when it sent none (the model's default prompt applies)."""
+    return req.instruction if req.HasField("instruction") else None
 
 
 def usage_to_proto(usage: Usage) -> pb.Usage:

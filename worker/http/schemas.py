@@ -47,6 +47,7 @@ class CohereRerankRequest(BaseModel):
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool | None = None
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    instruction: Text | None = None  # crossrank's: for LLM rerankers, as over gRPC (docs/models.md)
 
 
 class JinaRerankRequest(CohereRerankRequest):
@@ -102,6 +103,7 @@ class TeiRerankRequest(BaseModel):
     truncate: bool | None = None
     # Haystack's TEI ranker sends "Left" or "Right"; left cuts the start of a long text, not its end.
     truncation_direction: Literal["right", "Right", "left", "Left"] = "right"
+    instruction: Text | None = None  # crossrank's: for LLM rerankers, as over gRPC (docs/models.md)
 
 
 class TeiRank(BaseModel):
@@ -135,7 +137,8 @@ class OpenAIErrorBody(BaseModel):
 
 def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
-    return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id)
+    return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id,
+                       instruction=req.instruction)
 
 
 def rerank_usage(outcome: RerankOutcome) -> RerankUsage:
@@ -164,7 +167,7 @@ def tei_query(req: TeiRerankRequest, request_id: str) -> RerankQuery:
     # The gRPC rule too: `truncate=false` refuses long inputs, unset or true truncates them.
     mode = LongDocument.ERROR if req.truncate is False else LongDocument.TRUNCATE
     return RerankQuery(query=req.query, documents=list(req.texts), raw_scores=req.raw_scores,
-                       long_document=mode, request_id=request_id)
+                       long_document=mode, request_id=request_id, instruction=req.instruction)
 
 
 def tei_response(outcome: RerankOutcome, return_text: bool) -> list[TeiRank]:
