@@ -17,7 +17,8 @@ from crossrank.common.settings import Settings, SettingsError, setting
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+OPENVINO_HINTS = ("throughput", "latency")
 
 
 def tls_problems(cert: str, key: str) -> list[str]:
@@ -51,7 +52,9 @@ class WorkerSettings(Settings):
         "auto", "auto (fp16 on a GPU; bf16 on a CPU with native bf16, AMX or avx512_bf16; else fp32), fp32, "
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
         "`crossrank info` shows what was picked and why.", choices=DTYPES)
-    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
+    backend: str = setting(
+        "torch", "torch; onnx / onnx-int8 through ONNX Runtime, openvino / openvino-int8 through OpenVINO (CPU "
+        "only). onnx-int8 is lossy (Spearman 0.956 against fp32, docs/benchmarks.md).", choices=BACKENDS)
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")
@@ -93,6 +96,11 @@ class WorkerSettings(Settings):
                               off_flag="--text-logs")
     onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
                               "onnx-int8), one per model; made on first use.")
+    openvino_cache: str = setting("~/.cache/crossrank/openvino", "Folder of the OpenVINO exports and compiled "
+                                  "models (--backend openvino or openvino-int8), one per model; made on first use.")
+    openvino_hint: str = setting(
+        "throughput", "OpenVINO's performance hint: throughput runs several batches at once, each on a share of "
+        "the cores; latency runs one batch at a time on all of them.", choices=OPENVINO_HINTS)
 
     @property
     def serves_embeddings(self) -> bool:

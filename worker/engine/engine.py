@@ -122,7 +122,7 @@ class Engine:
         self.placement = place(s.device, s.dtype)
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
-                                          s.onnx_cache)
+                                          s.onnx_cache, s.openvino_cache, s.openvino_hint)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)

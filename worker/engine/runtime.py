@@ -102,7 +102,9 @@ class CrossEncoderRuntime(_TorchForward):
     """Scores padded (query, document) batches; outputs raw logits as float32."""
 
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
-                 max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache):
+                 max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache,
+                 openvino_cache: str = WorkerSettings.openvino_cache,
+                 openvino_hint: str = WorkerSettings.openvino_hint):
         from sentence_transformers import CrossEncoder
 
         self.model_id = model_id
@@ -123,7 +125,13 @@ class CrossEncoderRuntime(_TorchForward):
         self.encoder = PairEncoder(self.tokenizer, self.max_length, max_query_share)
         self.model = self.cross_encoder.model.eval()
         self.onnx = None
-        if backend != "torch":
+        self.openvino = None
+        if backend.startswith("openvino"):
+            from crossrank.worker.engine.openvino_runtime import OpenVinoCrossEncoder
+
+            self.openvino = OpenVinoCrossEncoder(model_id, self.model, self.encoder, openvino_cache, placement.dtype,
+                                                 int8=backend == "openvino-int8", hint=openvino_hint)
+        elif backend != "torch":
             # The torch model is the export's source; the ONNX session then serves every batch.
             from crossrank.worker.engine.onnx_runtime import OnnxCrossEncoder
 
@@ -131,10 +139,17 @@ class CrossEncoderRuntime(_TorchForward):
                                          int8=backend == "onnx-int8")
 
     def forward(self, batch: _Inputs) -> Any:
+        if self.openvino is not None:
+            return self.openvino.start(batch.arrays)  # `fetch` waits for it
         if self.onnx is not None:
             return self.onnx(batch.arrays)
         with torch.inference_mode(), self._autocast():
             return self.model(**self._inputs(batch)).logits.reshape(-1)
+
+    def fetch(self, output: Any) -> np.ndarray:
+        if self.openvino is not None:
+            return self.openvino.wait(output)
+        return super().fetch(output)
 
 
 class EmbedderRuntime(_TorchForward):
