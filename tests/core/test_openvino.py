@@ -156,3 +156,12 @@ def test_served_limits_still_apply(client, openvino_worker):
     too_many = openvino_worker.settings.max_documents_per_request + 1
     with pytest.raises(InvalidRequestError):
         client.rerank(QUERY, ["paris"] * too_many)
+
+
+def test_accuracy_report_covers_openvino(tiny_cross_encoder, cache):
+    from crossrank.worker.bench.accuracy import compare, default_pairs
+
+    pairs, _ = default_pairs(None, 2, 20)
+    modes = compare(str(tiny_cross_encoder), pairs, ("fp32", "openvino"), openvino_cache=str(cache))
+    assert modes["openvino"]["available"] and not modes["openvino"]["lossy"]
+    assert modes["openvino"]["spearman"] > 0.999 and modes["openvino"]["max_abs_logit_diff"] < 1e-4

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -107,13 +108,15 @@ class OpenVinoCrossEncoder:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "model.xml"
         if not self.path.exists():
-            log.info("converting %s to OpenVINO IR at %s", model_id, self.path)
+            started = time.perf_counter()
             _convert(model, encoder.tokenizer, self.path)
+            log.info("converted %s to OpenVINO IR at %s in %.1fs", model_id, self.path, time.perf_counter() - started)
         if int8:
             fp32, self.path = self.path, folder / "model_int8.xml"
             if not self.path.exists():
-                log.info("quantising %s to int8 at %s", fp32, self.path)
+                started = time.perf_counter()
                 _quantize(fp32, self.path, calibration_inputs(encoder))
+                log.info("quantised %s to int8 at %s in %.1fs", fp32, self.path, time.perf_counter() - started)
         core = ov.Core()
         # Compiled blobs are kept beside the IR, so a restart skips compilation.
         core.set_property({"CACHE_DIR": str(folder / "compiled")})
