@@ -17,7 +17,10 @@ from crossrank.common.settings import Settings, SettingsError, setting
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+# Backends whose scores rank unlike fp32's (Spearman below 0.99 on the trained model, docs/benchmarks.md), with
+# the Spearman measured: marked in --help, never picked by auto.
+LOSSY_BACKENDS = {"onnx-int8": 0.956}
 OPENVINO_HINTS = ("throughput", "latency")
 
 
@@ -53,8 +56,10 @@ class WorkerSettings(Settings):
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
         "`crossrank info` shows what was picked and why.", choices=DTYPES)
     backend: str = setting(
-        "torch", "torch; onnx / onnx-int8 through ONNX Runtime, openvino / openvino-int8 through OpenVINO (CPU "
-        "only). onnx-int8 is lossy (Spearman 0.956 against fp32, docs/benchmarks.md).", choices=BACKENDS)
+        "auto", "auto (by the CPU's class, AMX, avx512_bf16, VNNI or AVX2; torch on a GPU), torch, onnx / onnx-int8 "
+        "through ONNX Runtime, openvino / openvino-int8 through OpenVINO (CPU only). Lossy, ranking unlike fp32: "
+        + ", ".join(f"{b} (Spearman {v})" for b, v in LOSSY_BACKENDS.items()) + " (docs/benchmarks.md).",
+        choices=BACKENDS)
     max_length: int = setting(0, "Tokens per (query, document) input; 0 = the model's own limit.")
     max_query_share: float = setting(
         0.25, "Largest share of max_length the query may take, so a long query cannot crowd out the document.")

@@ -119,9 +119,10 @@ class Engine:
         s = self.settings
         t0 = time.perf_counter()
         check_model_sources(s)
-        self.placement = place(s.device, s.dtype)
+        self.placement = place(s.device, s.dtype, s.backend)
         self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
+                                          s.max_query_share,
                                           s.onnx_cache, s.openvino_cache, s.openvino_hint)
         self.encoder = self.scorer.encoder
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
@@ -136,7 +137,7 @@ class Engine:
             "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s max_length=%d "
             "tokenizer_workers=%d in %.1fs",
             s.model, s.embed_model if self.embedder else "-", self.placement.device, self.placement.name,
-            self.placement.dtype_name, self.placement.dtype_reason, s.backend, self.scorer.max_length,
+            self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend, self.scorer.max_length,
             self.tokenizer_workers, time.perf_counter() - t0,
         )
         self._ready.set()
@@ -399,7 +400,7 @@ class Engine:
             device=str(p.device) if p else s.device,
             dtype=p.dtype_name if p else s.dtype,
             dtype_reason=p.dtype_reason if p else "",
-            backend=s.backend,
+            backend=p.backend if p else s.backend,
             max_input_length=self.scorer.max_length if self.scorer else s.max_length,
             max_batch_tokens=self.batch_limits[0],
             max_batch_pairs=self.batch_limits[1],
