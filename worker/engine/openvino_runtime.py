@@ -150,6 +150,3 @@ class OpenVinoCrossEncoder:
             return request.get_output_tensor(0).data.reshape(-1).astype(np.float32)  # a copy: the request is reused
         finally:
             self._idle.put(request)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        return self.wait(self.start(batch))
