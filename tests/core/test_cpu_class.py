@@ -63,3 +63,20 @@ def test_this_machine_reads_its_own_flags():
     assert "torch" in installed_backends()
     choice = choose(flags, "auto", "auto", installed_backends())
     assert choice.backend in BACKENDS and choice.cpu_class == cpu_class(flags)
+
+
+def test_help_marks_every_lossy_backend():
+    from crossrank.worker.settings import WorkerSettings
+
+    help_text = WorkerSettings.__dataclass_fields__["backend"].metadata["help"]
+    assert all(f"{backend} (Spearman {value})" in help_text for backend, value in LOSSY_BACKENDS.items())
+
+
+def test_a_cpu_placement_resolves_auto_and_says_why():
+    from crossrank.worker.engine.device import place
+
+    placement = place("cpu", "auto", "auto")
+    assert placement.backend != "auto" and placement.dtype_name in ("fp32", "bf16")
+    assert (
+        f"CPU class {cpu_class(cpu_flags())}" in placement.dtype_reason and "--backend auto" in placement.dtype_reason
+    )
