@@ -17,7 +17,11 @@ from crossrank.common.settings import Settings, SettingsError, setting
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 DEFAULT_EMBED_MODEL = "BAAI/bge-small-zh-v1.5"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+# Backends whose scores rank unlike fp32's (Spearman below 0.99 on the trained model, docs/benchmarks.md), with
+# the Spearman measured: marked in --help, never picked by auto.
+LOSSY_BACKENDS = {"onnx-int8": 0.956}
+OPENVINO_HINTS = ("throughput", "latency")
 
 
 def tls_problems(cert: str, key: str) -> list[str]:
@@ -52,7 +56,11 @@ class WorkerSettings(Settings):
         "auto", "auto (fp16 on a GPU; bf16 on a CPU with native bf16, AMX or avx512_bf16; else fp32), fp32, "
         "fp16 or bf16. Lower is faster, a little less exact: `crossrank bench --accuracy` reports the cost; "
         "`crossrank info` shows what was picked and why.", choices=DTYPES)
-    backend: str = setting("torch", "torch, or onnx / onnx-int8 through ONNX Runtime (CPU).", choices=BACKENDS)
+    backend: str = setting(
+        "auto", "auto (by the CPU's class, AMX, avx512_bf16, VNNI or AVX2; torch on a GPU), torch, onnx / onnx-int8 "
+        "through ONNX Runtime, openvino / openvino-int8 through OpenVINO (CPU only). Lossy, ranking unlike fp32: "
+        + ", ".join(f"{b} (Spearman {v})" for b, v in LOSSY_BACKENDS.items()) + " (docs/benchmarks.md).",
+        choices=BACKENDS)
     default_prompt: str = setting(
         "", "Which of the model's saved prompts (instructions) a request without `instruction` gets; empty = "
         "the model's own default_prompt_name, if any.")
@@ -102,6 +110,11 @@ class WorkerSettings(Settings):
                               off_flag="--text-logs")
     onnx_cache: str = setting("~/.cache/crossrank/onnx", "Folder of the ONNX exports (--backend onnx or "
                               "onnx-int8), one per model; made on first use.")
+    openvino_cache: str = setting("~/.cache/crossrank/openvino", "Folder of the OpenVINO exports and compiled "
+                                  "models (--backend openvino or openvino-int8), one per model; made on first use.")
+    openvino_hint: str = setting(
+        "throughput", "OpenVINO's performance hint: throughput runs several batches at once, each on a share of "
+        "the cores; latency runs one batch at a time on all of them.", choices=OPENVINO_HINTS)
 
     @property
     def serves_embeddings(self) -> bool:

@@ -118,7 +118,8 @@ def test_embed_equals_sentence_transformers(client, tiny_bi_encoder):
 def test_info_reports_model_and_limits(client, worker):
     info = client.info()
     assert info.model == worker.settings.model
-    assert info.device == "cpu" and info.dtype == "fp32" and info.dtype_reason == "--dtype fp32"
+    assert info.device == "cpu" and info.dtype == "fp32" and info.dtype_reason.startswith("--dtype fp32")
+    assert info.backend != "auto" and "--backend auto: " in info.dtype_reason  # what auto picked, and why
     assert info.tokenizer_workers >= 1
     assert info.max_input_length == 128
     assert info.max_documents_per_request == worker.settings.max_documents_per_request

@@ -10,6 +10,7 @@ import click
 
 from crossrank.worker.bench.models import ARCHITECTURES
 from crossrank.worker.bench.settings import BenchSettings
+from crossrank.worker.settings import BACKENDS
 
 QUICK = {"queries": 6, "levels": "1,4", "concurrency": 4, "accuracy_queries": 4}
 
@@ -61,8 +62,8 @@ def _echo_summary(result: dict) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
               help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
-@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx", "onnx-int8"]),
-              help="The worker's model runtime: torch, or ONNX Runtime (fp32 or int8).")
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(BACKENDS),
+              help="The worker's model runtime, as `crossrank serve --backend`.")
 @click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
 @click.option("--fixed-length", type=int, default=0, show_default=True,
               help="Every document this many tokens; 0 = log-normal lengths in [20, 500].")
@@ -73,7 +74,7 @@ def _echo_summary(result: dict) -> None:
 @click.option("--threads", type=int, default=0, help="torch threads; 0 = all cores.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random workload: same seed, same pairs.")
-@click.option("--accuracy", is_flag=True, help="Also score a fixed set in fp32, bf16, onnx and onnx-int8.")
+@click.option("--accuracy", is_flag=True, help="Also score a fixed set in every backend and precision against fp32.")
 @click.option("--accuracy-model", default=None,
               help="Trained model for --accuracy (default: --model when it is a path).")
 @click.option("--accuracy-data", type=click.Path(path_type=Path), default=None,

@@ -173,7 +173,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         return report.summarize(r, pairs, tokens, flops, peaks[peak_name], peaks.get("bf16"), baseline)
 
     a = summary(a_run, "fp32", None)  # (a) always runs sentence-transformers' default precision, fp32
-    serving_name = info["dtype"] if cfg.backend == "torch" else "fp32"
+    serving_name = "fp32" if info["backend"].startswith("onnx") else info["dtype"]  # ONNX runs fp32 whatever --dtype
     sweep = [summary(r, serving_name, a["pairs_per_s"]) for r in worker_runs]
     by_level = {s["concurrency"]: s for s in sweep}
     runs = {"a_predict": a,

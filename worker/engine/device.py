@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from crossrank.worker.engine.cpu_class import NATIVE_BF16, choose, cpu_class, cpu_flags, installed_backends
+
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -14,7 +16,8 @@ class Placement:
     device: torch.device
     dtype: torch.dtype
     name: str  # human description: GPU name and memory, or "cpu"
-    dtype_reason: str = "asked for"  # why this precision: shown by Info and `crossrank info`
+    dtype_reason: str = "asked for"  # why this precision (and backend): shown by Info and `crossrank info`
+    backend: str = "torch"
 
     @property
     def dtype_name(self) -> str:
@@ -43,31 +46,33 @@ def resolve_device(requested: str) -> torch.device:
 
 def native_bf16() -> str:
     """The CPU feature that runs bf16 matmuls natively (AMX, then avx512_bf16), or "" when none does."""
-    if torch.cpu._is_amx_tile_supported():
-        return "AMX"
-    if torch.cpu._is_avx512_bf16_supported():
-        return "avx512_bf16"
-    return ""
+    cls = cpu_class(cpu_flags())
+    return cls if cls in NATIVE_BF16 else ""
+
+
+def resolve(dtype: str, device: torch.device, backend: str = "torch") -> tuple[torch.dtype, str, str]:
+    """The precision and backend to serve with, and a short reason for them (on a CPU, by its class)."""
+    if device.type == "cuda":
+        backend = "torch" if backend == "auto" else backend
+        if dtype != "auto":
+            return _DTYPES[dtype], f"--dtype {dtype}", backend
+        return torch.float16, "auto: fp16 on a GPU", backend
+    choice = choose(cpu_flags(), backend, dtype, installed_backends())
+    return _DTYPES[choice.dtype], choice.reason, choice.backend
 
 
 def resolve_dtype(requested: str, device: torch.device) -> tuple[torch.dtype, str]:
-    """The precision to serve at, and a short reason for it."""
-    if requested != "auto":
-        return _DTYPES[requested], f"--dtype {requested}"
-    if device.type == "cuda":
-        return torch.float16, "auto: fp16 on a GPU"
-    feature = native_bf16()
-    if feature:
-        return torch.bfloat16, f"auto: this CPU has native bf16 ({feature})"
-    return torch.float32, "auto: this CPU has no native bf16 (AMX or avx512_bf16)"
+    """The precision to serve at through torch, and a short reason for it."""
+    dtype, reason, _ = resolve(requested, device)
+    return dtype, reason
 
 
-def place(device: str, dtype: str) -> Placement:
+def place(device: str, dtype: str, backend: str = "torch") -> Placement:
     dev = resolve_device(device)
-    dt, reason = resolve_dtype(dtype, dev)
+    dt, reason, backend = resolve(dtype, dev, backend)
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
         name = f"{props.name}, {props.total_memory / 2**30:.1f} GiB"
     else:
         name = f"cpu, {torch.get_num_threads()} threads"
-    return Placement(dev, dt, name, reason)
+    return Placement(dev, dt, name, reason, backend)

@@ -106,10 +106,11 @@ class Engine:
         s = self.settings
         t0 = time.perf_counter()
         check_model_sources(s)
-        self.placement = place(s.device, s.dtype)
+        self.placement = place(s.device, s.dtype, s.backend)
         self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, s.backend, s.max_query_share,
-                                          s.onnx_cache, s.default_prompt)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
+                                          s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
+                                          openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint)
         self.pair_tokenizer = self.scorer.pair_tokenizer
         self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
         self._score_batcher = self._batcher(self.scorer, s.model)
@@ -123,7 +124,7 @@ class Engine:
             "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s max_length=%d "
             "tokenizer_workers=%d in %.1fs",
             s.model, s.embed_model if self.embedder else "-", self.placement.device, self.placement.name,
-            self.placement.dtype_name, self.placement.dtype_reason, s.backend, self.scorer.max_length,
+            self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend, self.scorer.max_length,
             self.tokenizer_workers, time.perf_counter() - t0,
         )
         self._ready.set()
@@ -359,7 +360,7 @@ class Engine:
             device=str(p.device) if p else s.device,
             dtype=p.dtype_name if p else s.dtype,
             dtype_reason=p.dtype_reason if p else "",
-            backend=s.backend,
+            backend=p.backend if p else s.backend,
             max_input_length=self.scorer.max_length if self.scorer else s.max_length,
             max_batch_tokens=self.batch_limits[0],
             max_batch_pairs=self.batch_limits[1],

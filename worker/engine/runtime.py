@@ -117,7 +117,8 @@ class CrossEncoderRuntime(_TorchForward):
 
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
                  max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache,
-                 default_prompt: str = ""):
+                 default_prompt: str = "", openvino_cache: str = WorkerSettings.openvino_cache,
+                 openvino_hint: str = WorkerSettings.openvino_hint):
         from sentence_transformers import CrossEncoder
 
         self.model_id = model_id
@@ -146,7 +147,13 @@ class CrossEncoderRuntime(_TorchForward):
         if self.task in ("text-generation", "any-to-any"):
             self._features["logits_to_keep"] = 1
         self.onnx = None
-        if backend != "torch":
+        self.openvino = None
+        if backend.startswith("openvino"):
+            from crossrank.worker.engine.openvino_runtime import OpenVinoCrossEncoder
+
+            self.openvino = OpenVinoCrossEncoder(model_id, self.model, self.pair_tokenizer, openvino_cache,
+                                                 placement.dtype, int8=backend == "openvino-int8", hint=openvino_hint)
+        elif backend != "torch":
             # The torch model is the export's source; the ONNX session then serves every batch.
             from crossrank.worker.engine.onnx_runtime import OnnxCrossEncoder
 
@@ -199,7 +206,14 @@ class CrossEncoderRuntime(_TorchForward):
             return self.cross_encoder({**self._inputs(batch), **self._features})["scores"]
 
     def forward(self, batch: _Inputs) -> Any:
+        if self.openvino is not None:
+            return self.openvino.start(batch.arrays)  # `fetch` waits for it
         return self._chain(batch).reshape(-1)
+
+    def fetch(self, output: Any) -> np.ndarray:
+        if self.openvino is not None:
+            return self.openvino.wait(output)
+        return super().fetch(output)
 
 
 class EmbedderRuntime(_TorchForward):
