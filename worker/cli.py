@@ -13,6 +13,7 @@ import click
 
 from crossrank.common.logs import JsonLogFormatter as _JsonFormatter
 from crossrank.common.logs import extra_fields as _fields
+from crossrank.worker.cpu_threads import let_idle_threads_sleep
 from crossrank.worker.settings import WorkerSettings
 
 
@@ -38,6 +39,7 @@ def configure_logging(level: str, json_logs: bool) -> None:
 @click.option("--verbose", is_flag=True, help="With an error that stops the worker, its traceback too.")
 def serve(verbose: bool, settings: WorkerSettings) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
+    let_idle_threads_sleep()
     configure_logging(settings.log_level, settings.json_logs)
     log = logging.getLogger("crossrank.worker")
     log.info("settings: %s", settings.public())

@@ -10,6 +10,7 @@ import click
 
 from crossrank.worker.bench.models import ARCHITECTURES
 from crossrank.worker.bench.settings import BenchSettings
+from crossrank.worker.cpu_threads import let_idle_threads_sleep
 from crossrank.worker.settings import BACKENDS
 
 QUICK = {"queries": 6, "levels": "1,4", "concurrency": 4, "accuracy_queries": 4}
@@ -92,6 +93,7 @@ def bench(model, device, dtype, backend, queries, fixed_length, concurrency, lev
     the one-core tokenizer rate of the same run.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    let_idle_threads_sleep()  # as `crossrank serve` does, so in-process rows run the same way
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
