@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crossrank.client.exceptions import CrossrankError
+from crossrank.common.info import WorkerInfo  # noqa: F401 (one type for both sides; the SDK's result here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +62,3 @@ class EmbedResponse:
     dimensions: int
     model: str = ""
     usage: Usage = field(default_factory=Usage)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    model: str
-    embed_model: str
-    device: str
-    dtype: str
-    backend: str
-    max_input_length: int
-    max_batch_tokens: int
-    max_batch_pairs: int
-    max_queue_pairs: int
-    max_documents_per_request: int
-    max_characters_per_request: int
-    max_message_bytes: int
-    embed_dimensions: int
-    version: str
-    dtype_reason: str = ""
-    tokenizer_workers: int = 0
-    state: str = "ready"  # "loading" until the model is warm, "failed" when loading failed
-    loading_seconds: float = 0.0
-    load_error: str = ""

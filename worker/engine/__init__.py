@@ -8,7 +8,6 @@ from crossrank.worker.engine.engine import Engine
 from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.types import (
     EmbedOutcome,
-    EngineInfo,
     LongDocument,
     Ranked,
     RerankOutcome,
@@ -17,5 +16,5 @@ from crossrank.worker.engine.types import (
     Usage,
 )
 
-__all__ = ["EmbedOutcome", "Engine", "EngineInfo", "LongDocument", "Ranked", "RerankOutcome", "RerankQuery",
+__all__ = ["EmbedOutcome", "Engine", "LongDocument", "Ranked", "RerankOutcome", "RerankQuery",
            "Request", "ScoreOutcome", "Usage"]

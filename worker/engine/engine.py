@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from crossrank.common.info import WorkerInfo
 from crossrank.worker import __version__
 from crossrank.worker.engine.admission import Admission
 from crossrank.worker.engine.batcher import Batcher, Ticket
@@ -30,7 +31,6 @@ from crossrank.worker.engine.stage_metrics import StageMetrics
 from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens
 from crossrank.worker.engine.types import (
     EmbedOutcome,
-    EngineInfo,
     LongDocument,
     Ranked,
     RerankOutcome,
@@ -351,10 +351,10 @@ class Engine:
               request_id: str = "") -> EmbedOutcome:
         return self.submit_embed(texts, normalize, timeout, request_id).result()
 
-    def info(self) -> EngineInfo:
+    def info(self) -> WorkerInfo:
         s = self.settings
         p = self.placement
-        return EngineInfo(
+        return WorkerInfo(
             model=s.model,
             embed_model=s.embed_model if s.serves_embeddings else "",
             device=str(p.device) if p else s.device,

@@ -64,25 +64,3 @@ class ScoreOutcome:
 class EmbedOutcome:
     vectors: np.ndarray
     usage: Usage
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What a worker serves and its limits: the Info RPC's fields, plus why its dtype was picked."""
-
-    model: str
-    embed_model: str
-    device: str
-    dtype: str
-    dtype_reason: str
-    backend: str
-    max_input_length: int
-    max_batch_tokens: int
-    max_batch_pairs: int
-    max_queue_pairs: int
-    max_documents_per_request: int
-    max_characters_per_request: int
-    max_message_bytes: int
-    embed_dimensions: int
-    tokenizer_workers: int
-    version: str

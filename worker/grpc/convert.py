@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 
+from crossrank.common.info import WorkerInfo
 from crossrank.protos import pb
 from crossrank.worker.engine import (
     EmbedOutcome,
-    EngineInfo,
     LongDocument,
     RerankOutcome,
     RerankQuery,
@@ -100,8 +100,12 @@ def embed_response(request_id: str, model: str, outcome: EmbedOutcome) -> pb.Emb
     )
 
 
-def info_response(info: EngineInfo, state: int = pb.WORKER_STATE_READY, loading_seconds: float = 0.0,
+_LOADING = ("state", "loading_seconds", "load_error")  # the servicer's to say, not the engine's
+
+
+def info_response(info: WorkerInfo, state: int = pb.WORKER_STATE_READY, loading_seconds: float = 0.0,
                   load_error: str = "") -> pb.InfoResponse:
     fields = pb.InfoResponse.DESCRIPTOR.fields_by_name
-    return pb.InfoResponse(**{k: v for k, v in dataclasses.asdict(info).items() if k in fields}, state=state,
+    own = {k: v for k, v in dataclasses.asdict(info).items() if k in fields and k not in _LOADING}
+    return pb.InfoResponse(**own, state=state,
                            loading_seconds=loading_seconds, load_error=load_error)
