@@ -28,6 +28,7 @@ class RerankQuery:
     window_stride: int = 0
     request_id: str = ""
     return_documents: bool = False
+    priority: int = 0  # lower is sooner (see crossrank.common.priority)
 
 
 @dataclass
