@@ -167,15 +167,18 @@ class BaseClient(Generic[Channel]):
             long_document=_LONG_DOCUMENT[req.long_document],
             window_tokens=req.window_tokens,
             window_stride=req.window_stride,
+            priority=req.priority,
         )
 
     @staticmethod
-    def _score_request(pairs: Sequence[tuple[str, str]], raw_scores: bool, long_document: str) -> pb.ScoreRequest:
+    def _score_request(pairs: Sequence[tuple[str, str]], raw_scores: bool, long_document: str,
+                       priority: int = 0) -> pb.ScoreRequest:
         return pb.ScoreRequest(
             request_id=uuid.uuid4().hex,
             pairs=[pb.ScorePair(query=q, document=d) for q, d in pairs],
             raw_scores=raw_scores,
             long_document=_LONG_DOCUMENT[long_document],
+            priority=priority,
         )
 
     @staticmethod

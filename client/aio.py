@@ -43,8 +43,9 @@ class AsyncCrossrankClient(BaseClient[aio.Channel]):
 
     async def rerank(self, query: str, documents: Sequence[str], *, top_k: int = 0, return_documents: bool = False,
                      raw_scores: bool = False, long_document: str = "truncate", request_id: str = "",
-                     timeout: float | None = None) -> RerankResponse:
-        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document)
+                     timeout: float | None = None, priority: int = 0) -> RerankResponse:
+        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document,
+                            priority=priority)
         response = await self._call(lambda stub: stub.Rerank, self._rerank_request(req), timeout)
         return self._rerank_response(response, return_documents)
 
@@ -69,8 +70,9 @@ class AsyncCrossrankClient(BaseClient[aio.Channel]):
             raise self._error(exc) from None
 
     async def score(self, pairs: Sequence[tuple[str, str]], *, raw_scores: bool = False,
-                    long_document: str = "truncate", timeout: float | None = None) -> ScoreResponse:
-        request = self._score_request(pairs, raw_scores, long_document)
+                    long_document: str = "truncate", timeout: float | None = None,
+                    priority: int = 0) -> ScoreResponse:
+        request = self._score_request(pairs, raw_scores, long_document, priority)
         return self._score_response(await self._call(lambda stub: stub.Score, request, timeout))
 
     async def embed(self, texts: Sequence[str], *, normalize: bool = True,

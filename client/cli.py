@@ -113,10 +113,12 @@ def _connected_client(settings: ClientSettings, wait_for_worker: bool):
 @click.option("--raw-scores", is_flag=True, help="The model's logits instead of [0, 1] scores.")
 @click.option("--long-document", type=click.Choice(["truncate", "window", "error"]), default="truncate",
               show_default=True, help="A document too long for the model: cut it, score its best window, or refuse.")
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="Lower is served sooner; 0 is interactive, the pipeline's jobs send 10.")
 @json_option
 @wait_for_worker_option
 @worker_options
-def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_json, wait_for_worker,
+def rerank(query, documents, docs_file, top_k, raw_scores, long_document, priority, as_json, wait_for_worker,
            settings) -> None:
     """Rank documents against QUERY and print them, best first."""
     docs = list(documents) + (read_documents(docs_file) if docs_file else [])
@@ -125,7 +127,7 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, as_jso
     try:
         with _connected_client(settings, wait_for_worker) as client:
             response = client.rerank(query, docs, top_k=top_k, return_documents=True, raw_scores=raw_scores,
-                                     long_document=long_document)
+                                     long_document=long_document, priority=priority)
     except CrossrankError as exc:
         _fail(exc)
     if as_json:

@@ -60,9 +60,10 @@ class CrossrankClient(BaseClient[grpc.Channel]):
 
     def rerank(self, query: str, documents: Sequence[str], *, top_k: int = 0, return_documents: bool = False,
                raw_scores: bool = False, long_document: str = "truncate", request_id: str = "",
-               timeout: float | None = None) -> RerankResponse:
-        """Rank documents against query, highest score first; `top_k=0` returns all."""
-        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document)
+               timeout: float | None = None, priority: int = 0) -> RerankResponse:
+        """Rank documents against query, highest score first; `top_k=0` returns all; lower `priority` is sooner."""
+        req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document,
+                            priority=priority)
         response = self._call(lambda stub: stub.Rerank, self._rerank_request(req), timeout)
         return self._rerank_response(response, return_documents)
 
@@ -81,9 +82,9 @@ class CrossrankClient(BaseClient[grpc.Channel]):
             raise self._error(exc) from None
 
     def score(self, pairs: Sequence[tuple[str, str]], *, raw_scores: bool = False, long_document: str = "truncate",
-              timeout: float | None = None) -> ScoreResponse:
+              timeout: float | None = None, priority: int = 0) -> ScoreResponse:
         """One score per (query, document) pair, in input order."""
-        request = self._score_request(pairs, raw_scores, long_document)
+        request = self._score_request(pairs, raw_scores, long_document, priority)
         return self._score_response(self._call(lambda stub: stub.Score, request, timeout))
 
     def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None) -> EmbedResponse:

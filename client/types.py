@@ -45,6 +45,7 @@ class RerankRequest:
     long_document: str = "truncate"  # truncate | window | error
     window_tokens: int = 0
     window_stride: int = 0
+    priority: int = 0  # lower is served sooner; 0 is interactive, jobs send a bulk value above it
 
 
 @dataclass(frozen=True, slots=True)

@@ -500,8 +500,8 @@ class Batcher:
             self.observer.batch_done(len(batch), seconds)
             start_row = 0
             for t, inputs in zip(batch.tickets, batch.inputs, strict=True):  # rows are grouped by request
+                self.observer.scored(t.priority, len(inputs))  # counted before the caller can see its result
                 t._fill(inputs, values[start_row:start_row + len(inputs)])
-                self.observer.scored(t.priority, len(inputs))
                 start_row += len(inputs)
             self._retire(batch)
             self.stages.busy("post", time.perf_counter() - fetched)

@@ -45,6 +45,7 @@ def rerank_query(req: pb.RerankRequest) -> RerankQuery:
         window_stride=req.window_stride,
         request_id=req.request_id,
         return_documents=req.return_documents,
+        priority=req.priority,
     )
 
 

@@ -30,7 +30,7 @@ WORKER_STATE_READY: WorkerState
 WORKER_STATE_FAILED: WorkerState
 
 class RerankRequest(_message.Message):
-    __slots__ = ("request_id", "query", "documents", "top_k", "return_documents", "raw_scores", "truncate", "long_document", "window_tokens", "window_stride")
+    __slots__ = ("request_id", "query", "documents", "top_k", "return_documents", "raw_scores", "truncate", "long_document", "window_tokens", "window_stride", "priority")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class RerankRequest(_message.Message):
     LONG_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_STRIDE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     query: str
     documents: _containers.RepeatedScalarFieldContainer[str]
@@ -51,7 +52,8 @@ class RerankRequest(_message.Message):
     long_document: LongDocument
     window_tokens: int
     window_stride: int
-    def __init__(self, request_id: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., window_tokens: _Optional[int] = ..., window_stride: _Optional[int] = ...) -> None: ...
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., window_tokens: _Optional[int] = ..., window_stride: _Optional[int] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class RankedDocument(_message.Message):
     __slots__ = ("index", "score", "document")
@@ -106,18 +108,20 @@ class ScorePair(_message.Message):
     def __init__(self, query: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("request_id", "pairs", "raw_scores", "truncate", "long_document")
+    __slots__ = ("request_id", "pairs", "raw_scores", "truncate", "long_document", "priority")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     RAW_SCORES_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     LONG_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     pairs: _containers.RepeatedCompositeFieldContainer[ScorePair]
     raw_scores: bool
     truncate: bool
     long_document: LongDocument
-    def __init__(self, request_id: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[ScorePair, _Mapping]]] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ...) -> None: ...
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[ScorePair, _Mapping]]] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("request_id", "scores", "model", "usage")
