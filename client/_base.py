@@ -182,8 +182,8 @@ class BaseClient(Generic[Channel]):
         )
 
     @staticmethod
-    def _embed_request(texts: Sequence[str], normalize: bool) -> pb.EmbedRequest:
-        return pb.EmbedRequest(request_id=uuid.uuid4().hex, texts=list(texts), normalize=normalize)
+    def _embed_request(texts: Sequence[str], normalize: bool, priority: int = 0) -> pb.EmbedRequest:
+        return pb.EmbedRequest(request_id=uuid.uuid4().hex, texts=list(texts), normalize=normalize, priority=priority)
 
     # -- responses ---------------------------------------------------------------------------
 

@@ -76,8 +76,8 @@ class AsyncCrossrankClient(BaseClient[aio.Channel]):
         return self._score_response(await self._call(lambda stub: stub.Score, request, timeout))
 
     async def embed(self, texts: Sequence[str], *, normalize: bool = True,
-                    timeout: float | None = None) -> EmbedResponse:
-        request = self._embed_request(texts, normalize)
+                    timeout: float | None = None, priority: int = 0) -> EmbedResponse:
+        request = self._embed_request(texts, normalize, priority)
         return self._embed_response(await self._call(lambda stub: stub.Embed, request, timeout))
 
     async def info(self, *, timeout: float | None = None) -> WorkerInfo:

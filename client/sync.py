@@ -87,8 +87,9 @@ class CrossrankClient(BaseClient[grpc.Channel]):
         request = self._score_request(pairs, raw_scores, long_document, priority)
         return self._score_response(self._call(lambda stub: stub.Score, request, timeout))
 
-    def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None) -> EmbedResponse:
-        request = self._embed_request(texts, normalize)
+    def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None,
+              priority: int = 0) -> EmbedResponse:
+        request = self._embed_request(texts, normalize, priority)
         return self._embed_response(self._call(lambda stub: stub.Embed, request, timeout))
 
     def info(self, *, timeout: float | None = None) -> WorkerInfo:

@@ -48,7 +48,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
         outcome = await self.engine.submit_embed(list(request.texts), request.normalize, context.time_remaining(),
-                                                 request.request_id)
+                                                 request.request_id, request.priority)
         return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
