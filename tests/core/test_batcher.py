@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.batching import EchoRuntime, items, make
+from support.batching import EchoRuntime, finish_order, items, make
 
 from crossrank.worker.engine.batcher import pick_batch
 from crossrank.worker.errors import CancelledError, DeadlineError
@@ -124,15 +124,8 @@ def test_requests_complete_in_arrival_order(runtime):
     runtime.gate.clear()
     blocker = batcher.submit(items([0], [1]))
     runtime.entered.wait(5)
-    finished: list[int] = []
-    tickets = []
-    for k in range(10):
-        ticket = items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())
-        ticket.add_done_callback(lambda t, k=k: finished.append(k))
-        tickets.append(batcher.submit(ticket))
-    runtime.gate.set()
-    for ticket in tickets:
-        ticket.result(timeout=10)
+    named = [(k, items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())) for k in range(10)]
+    finished = finish_order(batcher, named, runtime.gate)
     blocker.result(timeout=10)
     batcher.stop()
     assert finished == list(range(10))

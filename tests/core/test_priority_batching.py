@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.batching import EchoRuntime, items, make
+from support.batching import EchoRuntime, finish_order, items, make
 
 from crossrank.worker.engine.batcher import pick_batch, pick_by_priority
 
@@ -50,15 +50,9 @@ def test_one_priority_finishes_in_arrival_order_and_bulk_after(runtime):
     # Each request is one full batch: the interactive ones, queued after the bulk ones, finish first.
     batcher = make(runtime, max_batch_tokens=10_000, max_batch_pairs=8, sort_window=1024)
     blocker = held(runtime, batcher)
-    finished: list[str] = []
-    tickets = []
-    for name, priority in [("b1", BULK), ("i1", 0), ("b2", BULK), ("i2", 0), ("b3", BULK), ("i3", -5)]:
-        ticket = items([len(tickets) * 10 + 1] * 8, [4] * 8, priority=priority)
-        ticket.add_done_callback(lambda t, name=name: finished.append(name))
-        tickets.append(batcher.submit(ticket))
-    runtime.collate_gate.set()
-    for ticket in tickets:
-        ticket.result(timeout=10)
+    order = [("b1", BULK), ("i1", 0), ("b2", BULK), ("i2", 0), ("b3", BULK), ("i3", -5)]
+    named = [(name, items([k * 10 + 1] * 8, [4] * 8, priority=priority)) for k, (name, priority) in enumerate(order)]
+    finished = finish_order(batcher, named, runtime.collate_gate)
     blocker.result(timeout=10)
     batcher.stop()
     assert finished == ["i3", "i1", "i2", "b1", "b2", "b3"]

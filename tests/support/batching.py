@@ -55,6 +55,19 @@ def items(idents, lengths, deadline=None, priority=0):
     return Ticket(Tokens(ids, None, offsets, np.arange(len(lengths))), deadline=deadline, priority=priority)
 
 
+def finish_order(batcher, named: list, release: threading.Event) -> list:
+    """Submit each (name, ticket), set `release`, wait for all: the names in the order they finished."""
+    finished: list = []
+    tickets = []
+    for name, ticket in named:
+        ticket.add_done_callback(lambda _t, name=name: finished.append(name))
+        tickets.append(batcher.submit(ticket))
+    release.set()
+    for ticket in tickets:
+        ticket.result(timeout=10)
+    return finished
+
+
 def make(runtime, **limits):
     values = dict(max_batch_tokens=64, max_batch_pairs=8, sort_window=64)
     values.update(limits)
