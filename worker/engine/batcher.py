@@ -400,6 +400,7 @@ class Batcher:
             ahead += len(entry.todo)
             kept.setdefault(t.priority, deque()).append(entry)
         self._pending = kept
+        self._pending_pairs = +self._pending_pairs  # no key per priority ever seen: only those queued
 
     def _next_batch(self) -> tuple[Batch, bool] | None:
         with self._cond:

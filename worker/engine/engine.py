@@ -255,6 +255,8 @@ class Engine:
     def _release(self, ticket: Ticket, pairs: int) -> None:
         with self._admit_lock:
             self._tokenizing[ticket.priority] -= pairs
+            if not self._tokenizing[ticket.priority]:  # keys only for priorities in the tokenizers now
+                del self._tokenizing[ticket.priority]
 
     def _tokenize(self, batcher: Batcher, ticket: Ticket, pairs: int, encode: Callable[[], Tokens]) -> None:
         try:
