@@ -168,22 +168,24 @@ class BaseClient(Generic[Channel]):
             window_tokens=req.window_tokens,
             window_stride=req.window_stride,
             instruction=req.instruction,
+            priority=req.priority,
         )
 
     @staticmethod
     def _score_request(pairs: Sequence[tuple[str, str]], raw_scores: bool, long_document: str,
-                       instruction: str | None = None) -> pb.ScoreRequest:
+                       instruction: str | None = None, priority: int = 0) -> pb.ScoreRequest:
         return pb.ScoreRequest(
             request_id=uuid.uuid4().hex,
             pairs=[pb.ScorePair(query=q, document=d) for q, d in pairs],
             raw_scores=raw_scores,
             long_document=_LONG_DOCUMENT[long_document],
             instruction=instruction,
+            priority=priority,
         )
 
     @staticmethod
-    def _embed_request(texts: Sequence[str], normalize: bool) -> pb.EmbedRequest:
-        return pb.EmbedRequest(request_id=uuid.uuid4().hex, texts=list(texts), normalize=normalize)
+    def _embed_request(texts: Sequence[str], normalize: bool, priority: int = 0) -> pb.EmbedRequest:
+        return pb.EmbedRequest(request_id=uuid.uuid4().hex, texts=list(texts), normalize=normalize, priority=priority)
 
     # -- responses ---------------------------------------------------------------------------
 

@@ -43,9 +43,10 @@ class AsyncCrossrankClient(BaseClient[aio.Channel]):
 
     async def rerank(self, query: str, documents: Sequence[str], *, top_k: int = 0, return_documents: bool = False,
                      raw_scores: bool = False, long_document: str = "truncate", request_id: str = "",
-                     instruction: str | None = None, timeout: float | None = None) -> RerankResponse:
+                     instruction: str | None = None, timeout: float | None = None,
+                     priority: int = 0) -> RerankResponse:
         req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document,
-                            instruction=instruction)
+                            instruction=instruction, priority=priority)
         response = await self._call(lambda stub: stub.Rerank, self._rerank_request(req), timeout)
         return self._rerank_response(response, return_documents)
 
@@ -71,13 +72,13 @@ class AsyncCrossrankClient(BaseClient[aio.Channel]):
 
     async def score(self, pairs: Sequence[tuple[str, str]], *, raw_scores: bool = False,
                     long_document: str = "truncate", instruction: str | None = None,
-                    timeout: float | None = None) -> ScoreResponse:
-        request = self._score_request(pairs, raw_scores, long_document, instruction)
+                    timeout: float | None = None, priority: int = 0) -> ScoreResponse:
+        request = self._score_request(pairs, raw_scores, long_document, instruction, priority)
         return self._score_response(await self._call(lambda stub: stub.Score, request, timeout))
 
     async def embed(self, texts: Sequence[str], *, normalize: bool = True,
-                    timeout: float | None = None) -> EmbedResponse:
-        request = self._embed_request(texts, normalize)
+                    timeout: float | None = None, priority: int = 0) -> EmbedResponse:
+        request = self._embed_request(texts, normalize, priority)
         return self._embed_response(await self._call(lambda stub: stub.Embed, request, timeout))
 
     async def info(self, *, timeout: float | None = None) -> WorkerInfo:

@@ -115,11 +115,13 @@ def _connected_client(settings: ClientSettings, wait_for_worker: bool):
               show_default=True, help="A document too long for the model: cut it, score its best window, or refuse.")
 @click.option("--instruction", default=None,
               help="The task in words, for models that take one (LLM rerankers); default: the model's own.")
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="Lower is served sooner; 0 is interactive, the pipeline's jobs send 10.")
 @json_option
 @wait_for_worker_option
 @worker_options
-def rerank(query, documents, docs_file, top_k, raw_scores, long_document, instruction, as_json, wait_for_worker,
-           settings) -> None:
+def rerank(query, documents, docs_file, top_k, raw_scores, long_document, instruction, priority, as_json,
+           wait_for_worker, settings) -> None:
     """Rank documents against QUERY and print them, best first."""
     docs = list(documents) + (read_documents(docs_file) if docs_file else [])
     if not docs:
@@ -127,7 +129,7 @@ def rerank(query, documents, docs_file, top_k, raw_scores, long_document, instru
     try:
         with _connected_client(settings, wait_for_worker) as client:
             response = client.rerank(query, docs, top_k=top_k, return_documents=True, raw_scores=raw_scores,
-                                     long_document=long_document, instruction=instruction)
+                                     long_document=long_document, instruction=instruction, priority=priority)
     except CrossrankError as exc:
         _fail(exc)
     if as_json:

@@ -60,13 +60,13 @@ class CrossrankClient(BaseClient[grpc.Channel]):
 
     def rerank(self, query: str, documents: Sequence[str], *, top_k: int = 0, return_documents: bool = False,
                raw_scores: bool = False, long_document: str = "truncate", request_id: str = "",
-               instruction: str | None = None, timeout: float | None = None) -> RerankResponse:
-        """Rank documents against query, highest score first; `top_k=0` returns all.
+               instruction: str | None = None, timeout: float | None = None, priority: int = 0) -> RerankResponse:
+        """Rank documents against query, highest score first; `top_k=0` returns all; lower `priority` is sooner.
 
         `instruction` is the task in words, for models that take one (LLM rerankers such as Qwen3-Reranker);
         None uses the model's default prompt."""
         req = RerankRequest(query, list(documents), request_id, top_k, return_documents, raw_scores, long_document,
-                            instruction=instruction)
+                            instruction=instruction, priority=priority)
         response = self._call(lambda stub: stub.Rerank, self._rerank_request(req), timeout)
         return self._rerank_response(response, return_documents)
 
@@ -85,13 +85,14 @@ class CrossrankClient(BaseClient[grpc.Channel]):
             raise self._error(exc) from None
 
     def score(self, pairs: Sequence[tuple[str, str]], *, raw_scores: bool = False, long_document: str = "truncate",
-              instruction: str | None = None, timeout: float | None = None) -> ScoreResponse:
-        """One score per (query, document) pair, in input order; `instruction` as in `rerank`."""
-        request = self._score_request(pairs, raw_scores, long_document, instruction)
+              instruction: str | None = None, timeout: float | None = None, priority: int = 0) -> ScoreResponse:
+        """One score per (query, document) pair, in input order; `instruction` and `priority` as in `rerank`."""
+        request = self._score_request(pairs, raw_scores, long_document, instruction, priority)
         return self._score_response(self._call(lambda stub: stub.Score, request, timeout))
 
-    def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None) -> EmbedResponse:
-        request = self._embed_request(texts, normalize)
+    def embed(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None,
+              priority: int = 0) -> EmbedResponse:
+        request = self._embed_request(texts, normalize, priority)
         return self._embed_response(self._call(lambda stub: stub.Embed, request, timeout))
 
     def info(self, *, timeout: float | None = None) -> WorkerInfo:

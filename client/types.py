@@ -47,6 +47,7 @@ class RerankRequest:
     window_tokens: int = 0
     window_stride: int = 0
     instruction: str | None = None  # for models that take one; None: the model's default prompt
+    priority: int = 0  # lower is served sooner; 0 is interactive, jobs send a bulk value above it
 
 
 @dataclass(frozen=True, slots=True)

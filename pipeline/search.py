@@ -4,16 +4,25 @@ Retrieve and rerank as a library call, the pattern of sentence-transformers' exa
 https://github.com/UKPLab/sentence-transformers/tree/master/examples/sentence_transformer/applications/retrieve_rerank
 `search_many` is what a rerank job runs per chunk: one Embed call for all its queries, one Chroma
 query, and one `RerankStream` carrying every query's candidates, so the worker batches them together.
+
+A job's calls carry its bulk `priority`; the worker refuses those first when it is full
+(RESOURCE_EXHAUSTED), so the queries it refused are sent again, alone, after a backoff, until the
+client's timeout: under live load a job slows down rather than failing its queries.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from chromadb.api.models.Collection import Collection
 
-from crossrank.client import CrossrankClient, CrossrankError, RerankRequest
+from crossrank.client import CrossrankClient, CrossrankError, OverloadedError, RerankRequest, backoff
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,10 @@ class SearchResult:
 
 
 class TwoStageRetriever:
-    def __init__(self, client: CrossrankClient, collection: Collection):
+    def __init__(self, client: CrossrankClient, collection: Collection, priority: int = 0):
         self.client = client
         self.collection = collection
+        self.priority = priority  # lower is sooner: 0 for a live search, the bulk setting for a job
 
     def search(self, query: str, initial_k: int = 50, top_k: int = 5) -> list[Hit]:
         result = self.search_many([query], initial_k, top_k)[0]
@@ -60,22 +70,37 @@ class TwoStageRetriever:
         size = self.collection.count()
         if size == 0:
             return [SearchResult(q, []) for q in queries]
-        vectors = self.client.embed(list(queries)).embeddings
+        vectors = self.client.embed(list(queries), priority=self.priority).embeddings
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         found = self.collection.query(query_embeddings=vectors, n_results=min(initial_k, size), include=include)
         ids = list(request_ids) if request_ids is not None else [str(i) for i in range(len(queries))]
-        requests = [RerankRequest(query=q, documents=list(found["documents"][i]), request_id=ids[i], top_k=top_k)
-                    for i, q in enumerate(queries)]
+        requests = [RerankRequest(query=q, documents=list(found["documents"][i]), request_id=ids[i], top_k=top_k,
+                                  priority=self.priority) for i, q in enumerate(queries)]
         position = {request_id: i for i, request_id in enumerate(ids)}
         results: list[SearchResult] = [SearchResult(q, []) for q in queries]
-        for response in self.client.stream((r for r in requests if r.documents), timeout=self.client.timeout):
-            i = position[response.request_id]
-            if response.error is not None:
-                results[i] = SearchResult(queries[i], [], error=response.error)
-            else:
-                results[i] = self._result(queries[i], response, found, i, with_embeddings, len(requests[i].documents))
-            if on_result is not None:
-                on_result(results[i])
+        sending = [r for r in requests if r.documents]
+        give_up = time.monotonic() + self.client.timeout
+        for attempt in itertools.count():
+            refused = []
+            for response in self.client.stream(sending, timeout=self.client.timeout):
+                i = position[response.request_id]
+                if isinstance(response.error, OverloadedError) and time.monotonic() < give_up:
+                    refused.append(requests[i])
+                    continue
+                if response.error is not None:
+                    results[i] = SearchResult(queries[i], [], error=response.error)
+                else:
+                    results[i] = self._result(queries[i], response, found, i, with_embeddings,
+                                              len(requests[i].documents))
+                if on_result is not None:
+                    on_result(results[i])
+            if not refused:
+                break
+            sending = refused
+            pause = backoff(attempt, initial=0.1, maximum=5.0)
+            log.info("worker full: %d queries refused at priority %d; sending them again in %.1fs", len(refused),
+                     self.priority, pause)
+            time.sleep(pause)
         return results
 
     @staticmethod

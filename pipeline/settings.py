@@ -36,6 +36,9 @@ class PipelineSettings(ClientSettings):
                                          flag="--metrics-port")
     json_logs: bool = setting(False, "JSON log lines carrying the task id, job id and chunk.",
                               flag="--json-logs", off_flag="--text-logs")
+    bulk_priority: int = setting(
+        10, "Priority of the jobs' calls to the worker (lower is sooner): above 0, the default of live queries, "
+        "the worker serves live queries first and the jobs in the room left; 0 treats jobs as live.")
     stall_seconds: float = setting(30.0, "A running chunk whose worker sends no heartbeat for this long is stalled: "
                                          "a pipeline worker sends it again.")
 

@@ -29,7 +29,14 @@ from celery.exceptions import Reject
 from celery.signals import worker_process_shutdown
 from chromadb.api import ClientAPI
 
-from crossrank.client import AuthenticationError, CrossrankClient, InvalidRequestError, NotServedError, backoff
+from crossrank.client import (
+    AuthenticationError,
+    CrossrankClient,
+    InvalidRequestError,
+    NotServedError,
+    OverloadedError,
+    backoff,
+)
 from crossrank.pipeline.bookkeeping import INFRASTRUCTURE_ERRORS, ChunkProgress, owning
 from crossrank.pipeline.celery_app import INDEX_TASK, RERANK_TASK, app
 from crossrank.pipeline.chunks import Chunk, IndexChunk, RerankChunk
@@ -135,7 +142,7 @@ def index_documents(r: Resources, chunk: IndexChunk) -> dict:
     embeddings: list[list[float]] = []
     step = r.settings.embed_batch_size
     for start in range(0, len(texts), step):
-        embeddings += r.client.embed(texts[start:start + step]).embeddings
+        embeddings += r.client.embed(texts[start:start + step], priority=r.settings.bulk_priority).embeddings
     metadatas = [{**d.metadata, "doc_id": d.id, "passage": p.number} for d, p in passages]
     collection = open_collection(r.chroma, chunk.collection, create=True)
     ids = [p.id for _, p in passages]
@@ -150,10 +157,13 @@ def index_documents(r: Resources, chunk: IndexChunk) -> dict:
 
 def rerank_queries(r: Resources, chunk: RerankChunk) -> dict:
     """Search, rerank and write the chunk's queries: one Embed call, one Chroma query, one RerankStream."""
-    retriever = TwoStageRetriever(r.client, open_collection(r.chroma, chunk.collection))
+    retriever = TwoStageRetriever(r.client, open_collection(r.chroma, chunk.collection), r.settings.bulk_priority)
     found = retriever.search_many([q.text for q in chunk.queries], chunk.initial_k, chunk.top_k,
                                   with_embeddings=True, request_ids=[f"{chunk.job_id}/{q.id}" for q in chunk.queries],
                                   on_result=ChunkProgress(r.jobs, chunk))
+    overloaded = next((q.error for q in found if isinstance(q.error, OverloadedError)), None)
+    if overloaded is not None:  # refused until the client's timeout: the chunk is retried later, as a whole
+        raise overloaded
     records, errors, pairs = ResultRecords(), [], 0
     for query, result in zip(chunk.queries, found, strict=True):
         if result.error is not None:

@@ -174,3 +174,31 @@ def test_the_qwen3_reranker_shape_is_built_and_served_as_a_causal_reranker(tmp_p
     oracle = CrossEncoder(path, device="cpu")
     expected = oracle.predict([(query, d) for d in documents], activation_fn=torch.nn.Identity())
     np.testing.assert_allclose(got, expected, atol=1e-4)
+@pytest.mark.slow
+def test_mixed_run_writes_its_rows_and_report(tiny_cross_encoder, tmp_path):
+    from crossrank.worker.bench import mixed
+
+    out = tmp_path / "mixed"
+    result = subprocess.run(crossrank_command("bench", "--mixed", "--quick", "--model", str(tiny_cross_encoder),
+                                              "--out", str(out)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert data["schema"] == mixed.SCHEMA
+    assert set(data["runs"]) == {"alone", "priority", "no_priority"}
+    for run in data["runs"].values():
+        assert run["calls"] == 24 and 0 < run["p50_ms"] <= run["p99_ms"]
+    assert data["runs"]["alone"]["bulk_pairs_per_s"] is None
+    assert all(data["runs"][name]["bulk_pairs_per_s"] > 0 for name in ("priority", "no_priority"))
+    assert data["capacity_pairs_per_s"] > 0 and data["interactive_pairs_per_s"] > 0 and data["batch_forward_ms"] > 0
+    alone, flood = data["runs"]["alone"], data["runs"]["priority"]
+    assert data["targets"]["p99_with_flood"] == {
+        "value": flood["p99_ms"], "target": round(1.5 * alone["p99_ms"] + data["batch_forward_ms"], 2),
+        "met": flood["p99_ms"] <= 1.5 * alone["p99_ms"] + data["batch_forward_ms"]}
+    assert data["targets"]["bulk_of_capacity_left"]["value"] == flood["of_left"]
+    assert isinstance(data["targets"]["bulk_of_capacity_left"]["met"], bool)
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("mixed: capacity"))
+    rows = lines[at:at + 7]
+    assert all(len(line) <= 80 for line in rows)
+    assert [row.split()[0] for row in rows[2:5]] == ["alone", "+", "+"]
+    assert not (out / "report.png").exists()  # --mixed runs the mixed workload only

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from crossrank.common.priority import CLASSES, priority_class
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +37,15 @@ class WorkerMetrics:
                                        ["model"], buckets=_SECONDS_BUCKETS, registry=r)
         self.inference_seconds = Histogram("crossrank_inference_seconds", "Forward pass time per batch",
                                            ["model"], buckets=_SECONDS_BUCKETS, registry=r)
+        # Per priority class (interactive: priority <= 0, bulk: > 0; crossrank.common.priority): what jobs get.
+        self.class_queue_depth = Gauge("crossrank_priority_queue_depth",
+                                       "Inputs waiting for a batch, by priority class",
+                                       ["model", "priority_class"], registry=r)
+        self.class_queue_seconds = Histogram("crossrank_priority_queue_seconds",
+                                             "Arrival until first batch, per request, by priority class",
+                                             ["model", "priority_class"], buckets=_SECONDS_BUCKETS, registry=r)
+        self.class_pairs = Counter("crossrank_priority_pairs", "Model inputs scored or embedded, by priority class",
+                                   ["model", "priority_class"], registry=r)
         self.device_memory = Gauge("crossrank_device_memory_bytes", "GPU memory allocated by torch",
                                    ["device"], registry=r)
         self.http_requests = Counter("crossrank_http_requests", "HTTP gateway requests by route and status",
@@ -47,9 +59,16 @@ class WorkerMetrics:
 
         self.device_memory.labels(str(device)).set_function(lambda: torch.cuda.memory_allocated(device))
 
-    def request_done(self, model: str, queue_seconds: float) -> None:
+    def request_done(self, model: str, queue_seconds: float, priority: int = 0) -> None:
         """A request's wait from arrival to its first batch, recorded when its last input is scored."""
         self.queue_seconds.labels(model).observe(queue_seconds)
+        self.class_queue_seconds.labels(model, priority_class(priority)).observe(queue_seconds)
+
+    def track_priority_depth(self, model: str, depths: Callable[[], dict[int, int]]) -> None:
+        """Queue depth per priority class, read from the batcher's depth per priority when scraped."""
+        for name in CLASSES:
+            self.class_queue_depth.labels(model, name).set_function(
+                lambda name=name: sum(n for p, n in depths().items() if priority_class(p) == name))
 
     def observer(self, model: str) -> _BatchMetrics:
         return _BatchMetrics(self, model)
@@ -74,6 +93,9 @@ class _BatchMetrics:
 
     def dropped(self, pairs: int) -> None:
         self.m.dropped.labels(self.model).inc(pairs)
+
+    def scored(self, priority: int, pairs: int) -> None:
+        self.m.class_pairs.labels(self.model, priority_class(priority)).inc(pairs)
 
     def value(self, name: str) -> float:
         """Current value of a counter for this model, for tests and `Info`."""

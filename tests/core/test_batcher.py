@@ -1,6 +1,7 @@
 """The batcher's logic, with a deterministic stand-in model: budgets, order, cancellation, deadlines.
 
-The stand-in returns each input's first token id, so every output names the input it came from.
+The stand-in (support/batching.py) returns each input's first token id, so every output names the
+input it came from.
 """
 
 from __future__ import annotations
@@ -11,53 +12,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.batching import EchoRuntime, finish_order, items, make
 
-from crossrank.worker.engine.batcher import Batcher, Ticket, pick_batch
-from crossrank.worker.engine.tokenizer import Tokens
+from crossrank.worker.engine.batcher import pick_batch
 from crossrank.worker.errors import CancelledError, DeadlineError
-
-
-class EchoRuntime:
-    """Records every batch; `gate` lets a test hold the runner inside a forward pass."""
-
-    def __init__(self):
-        self.batches: list[list[int]] = []  # each batch's input lengths
-        self.idents: list[list[int]] = []  # each batch's input idents
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-
-    def collate(self, batch):
-        return [(int(tokens.ids[tokens.offsets[i]]), int(tokens.lengths[i])) for tokens, inputs in batch.parts
-                for i in inputs]
-
-    def forward(self, batch):
-        self.entered.set()
-        self.gate.wait(10)
-        self.batches.append([length for _, length in batch])
-        self.idents.append([ident for ident, _ in batch])
-        return np.array([ident for ident, _ in batch], dtype=np.float64)
-
-    def fetch(self, output):
-        return output
-
-
-def items(idents, lengths, deadline=None):
-    """A ticket whose input k is `lengths[k]` copies of `idents[k]`."""
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = np.concatenate([np.full(n, i) for i, n in zip(idents, lengths, strict=True)]).astype(np.int64)
-    return Ticket(Tokens(ids, None, offsets, np.arange(len(lengths))), deadline=deadline)
 
 
 @pytest.fixture
 def runtime():
     return EchoRuntime()
-
-
-def make(runtime, **limits):
-    values = dict(max_batch_tokens=64, max_batch_pairs=8, sort_window=64)
-    values.update(limits)
-    return Batcher(runtime, **values)
 
 
 @given(lengths=st.lists(st.integers(1, 64), min_size=1, max_size=60), data=st.data())
@@ -161,15 +124,8 @@ def test_requests_complete_in_arrival_order(runtime):
     runtime.gate.clear()
     blocker = batcher.submit(items([0], [1]))
     runtime.entered.wait(5)
-    finished: list[int] = []
-    tickets = []
-    for k in range(10):
-        ticket = items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())
-        ticket.add_done_callback(lambda t, k=k: finished.append(k))
-        tickets.append(batcher.submit(ticket))
-    runtime.gate.set()
-    for ticket in tickets:
-        ticket.result(timeout=10)
+    named = [(k, items([k + 1] * 40, np.random.default_rng(k).integers(1, 60, size=40).tolist())) for k in range(10)]
+    finished = finish_order(batcher, named, runtime.gate)
     blocker.result(timeout=10)
     batcher.stop()
     assert finished == list(range(10))

@@ -69,7 +69,8 @@ def test_a_stream_reports_bad_requests_and_goes_on(client):
 def test_loading_worker_is_unavailable(tiny_cross_encoder):
     server = create_server(worker_settings(tiny_cross_encoder), load=False)
     try:
-        with CrossrankClient(server.address, timeout=0.5) as c, pytest.raises(UnavailableError, match="loading"):
+        # 3 s: time to connect on a loaded machine; the client retries UNAVAILABLE until then, then says why.
+        with CrossrankClient(server.address, timeout=3) as c, pytest.raises(UnavailableError, match="loading"):
             c.rerank("q", ["d"])
     finally:
         server.stop(0)

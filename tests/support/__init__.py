@@ -15,4 +15,5 @@ plain functions, classes and data live here, one module per idea:
 - pipeline: the pipeline's real parts as processes (Celery workers, `chroma run`) and its test data
 - faults: what the fault tests kill and restart, and the check that a job ended exact
 - evaluation: a small hand-made BEIR folder and the eval command run in process
+- batching: a stand-in model that echoes its inputs, with gates that hold the batcher
 """

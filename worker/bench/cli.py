@@ -81,11 +81,15 @@ def _echo_summary(result: dict) -> None:
 @click.option("--accuracy-data", type=click.Path(path_type=Path), default=None,
               help="BEIR folder for --accuracy pairs (default: ../shared/data/agentset-msmarco when present).")
 @click.option("--quick", is_flag=True, help="A short run: 6 queries, concurrency 1 and 4. For tests.")
+@click.option("--mixed", is_flag=True,
+              help="Run only the mixed workload: live Rerank calls beside a bulk flood (worker/bench/mixed.py).")
+@click.option("--mixed-calls", type=int, default=300, show_default=True,
+              help="Interactive Rerank calls in each run of --mixed (--quick: 24).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Folder for report.json and report.png.")
 @BenchSettings.options()  # --tokenizer and --cache; the command gets the validated `settings`
 def bench(model, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
-          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, out,
+          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, mixed, mixed_calls, out,
           settings: BenchSettings) -> None:
     """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
 
@@ -106,6 +110,16 @@ def bench(model, device, dtype, backend, queries, fixed_length, concurrency, lev
     path, label = resolve_model(model, settings)
     cfg = suite.BenchConfig(path, label, device, dtype, backend, queries, fixed_length, concurrency,
                             [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed)
+    if mixed:
+        from crossrank.worker.bench import mixed as mixed_run
+
+        mixed_cfg = mixed_run.MixedConfig(calls=24 if quick else mixed_calls, capacity_seconds=2.0 if quick else 10.0,
+                                          concurrency=concurrency, seed=seed)
+        result = mixed_run.run(cfg, mixed_cfg)
+        report.write_json(result, out / "report.json")
+        click.echo("\n".join(mixed_run.summary_lines(result)))
+        click.echo(f"wrote {out / 'report.json'}")
+        return
     result = suite.run(cfg)
     if accuracy:
         from crossrank.worker.bench import accuracy as acc

@@ -93,11 +93,22 @@ class Admission:
     # -- room for it -----------------------------------------------------------------------
 
     def check_room(self, queued: int, adding: int) -> None:
-        """The queue rule: `queued` inputs waiting, and a request adding `adding` more."""
+        """The queue rule: `queued` inputs waiting at the request's priority or more urgent, and a request
+        adding `adding` more. Less urgent work does not count, so bulk work is refused before interactive
+        work: a bulk request counts the interactive queue too, an interactive one never the bulk queue."""
         limit = self.settings.max_queue_pairs
         if queued + adding > limit:
             raise OverloadedError(
                 f"queue full: {queued} pairs waiting, this request adds {adding}, "
+                f"limit {limit}; retry with backoff or use another worker")
+
+    def check_total(self, queued: int, adding: int) -> None:
+        """The memory bound: whatever priorities clients send, all queues together hold at most twice the
+        limit, which one interactive and one bulk queue, each full, reach and do not pass."""
+        limit = 2 * self.settings.max_queue_pairs
+        if queued + adding > limit:
+            raise OverloadedError(
+                f"queues full: {queued} pairs waiting at all priorities, this request adds {adding}, "
                 f"limit {limit}; retry with backoff or use another worker")
 
     def check_wait(self, wait: float | None, queued: int, adding: int, timeout: float | None) -> None:

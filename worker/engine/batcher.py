@@ -2,23 +2,35 @@
 
 Tokenized requests arrive as Tickets. The scheduling thread drops whatever can no longer be
 of use (cancelled, past its deadline, or sure to miss it at the measured rate), then forms
-each batch from the oldest requests: it sorts the pending inputs of the requests at the
-head of the queue by length and fills a batch around the head request's longest input up to
-a token budget. So requests finish roughly in arrival order, and similar lengths still share
-a batch. It pads the batch (and, on a GPU, starts its copy to the device) while the forward
-thread runs the previous one, up to two batches ahead. The forward thread only launches the
-model; the post thread waits for the outputs and scatters them to their tickets, which
-complete when their last input is filled.
+each batch from the most urgent requests (lowest `priority`), oldest first: it sorts the
+pending inputs of the requests at the head of that order by length and fills a batch around
+the head request's longest input, from its own priority, up to a token budget; inputs of
+less urgent requests then fill what room is left, least padding first. So requests of one
+priority finish roughly in arrival order, similar lengths still share a batch, and bulk work
+runs in the room and the idle time that urgent work leaves. It pads the batch (and, on a
+GPU, starts its copy to the device) while the forward thread runs the previous one, up to
+two batches ahead. The forward thread only launches the model; the post thread waits for the
+outputs and scatters them to their tickets, which complete when their last input is filled.
+
+A batch once formed is never preempted: an urgent request that arrives after it waits for it
+and for the (at most two) batches formed ahead of the forward pass.
+
+Starvation: none is prevented, on purpose (no aging). Less urgent work waits for as long as
+more urgent work fills every batch; that is what the caller asked for by sending a higher
+value, and aging would hand an interactive stream's capacity to a backlog that can wait.
+What bounds the wait is the request's deadline (work that would miss it is dropped here,
+and the pipeline's jobs retry) and admission, which refuses bulk before interactive work.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +58,8 @@ class BatchObserver(Protocol):
 
     def dropped(self, pairs: int) -> None: ...
 
+    def scored(self, priority: int, pairs: int) -> None: ...
+
 
 class StageObserver(Protocol):
     def busy(self, stage: str, seconds: float) -> None: ...
@@ -61,6 +75,9 @@ class _Null:
     def dropped(self, pairs: int) -> None:
         pass
 
+    def scored(self, priority: int, pairs: int) -> None:
+        pass
+
     def busy(self, stage: str, seconds: float) -> None:
         pass
 
@@ -68,8 +85,9 @@ class _Null:
 class Ticket:
     """One request in flight: its tokens once tokenized, and its outputs in input order."""
 
-    def __init__(self, tokens: Tokens | None = None, deadline: float | None = None):
+    def __init__(self, tokens: Tokens | None = None, deadline: float | None = None, priority: int = 0):
         self.tokens = tokens
+        self.priority = priority  # lower is sooner
         self._callbacks: list[Callable[[Ticket], None]] = []
         self.deadline = deadline  # time.perf_counter() after which no one waits for the result
         self.outputs: np.ndarray | None = None
@@ -195,13 +213,14 @@ def pick_batch(lengths: Sequence[int], anchor: int, max_tokens: int, max_pairs: 
     """Positions of a batch that holds `anchor` and its nearest neighbours by length.
 
     `lengths` is sorted ascending. The padded cost of a batch is its longest input times its
-    size; neighbours are added, closest length first, while that cost fits `max_tokens`.
+    size; neighbours are added, closest length first, while that cost fits `max_tokens`. On a
+    tie the shorter side wins: sorted stably, it holds the older requests' inputs.
     """
     chosen = [anchor]
     longest = lengths[anchor]
     lo, hi = anchor - 1, anchor + 1
     while len(chosen) < max_pairs and (lo >= 0 or hi < len(lengths)):
-        take_hi = lo < 0 or (hi < len(lengths) and lengths[hi] - lengths[anchor] <= lengths[anchor] - lengths[lo])
+        take_hi = lo < 0 or (hi < len(lengths) and lengths[hi] - lengths[anchor] < lengths[anchor] - lengths[lo])
         pos = hi if take_hi else lo
         cost = max(longest, lengths[pos]) * (len(chosen) + 1)
         if cost > max_tokens:
@@ -216,6 +235,49 @@ def pick_batch(lengths: Sequence[int], anchor: int, max_tokens: int, max_pairs: 
         else:
             lo -= 1
     return chosen
+
+
+def fill_batch(lengths: Sequence[int], longest: int, taken: int, max_tokens: int, max_pairs: int) -> list[int]:
+    """Positions of `lengths` (sorted ascending) that fit beside `taken` inputs whose longest is `longest`.
+
+    Inputs no longer than `longest` come first, closest in length first (they add no padding to
+    the batch's longest and waste least beside it); then longer ones, shortest first, while the
+    padded cost fits `max_tokens`.
+    """
+    chosen: list[int] = []
+    split = bisect.bisect_right(lengths, longest)
+    for pos in [*range(split - 1, -1, -1), *range(split, len(lengths))]:
+        size = taken + len(chosen) + 1
+        if size > max_pairs or max(longest, lengths[pos]) * size > max_tokens:
+            break
+        chosen.append(pos)
+        longest = max(longest, lengths[pos])
+    return chosen
+
+
+def pick_by_priority(lengths: np.ndarray, levels: np.ndarray, head: int, max_tokens: int,
+                     max_pairs: int) -> np.ndarray:
+    """Positions of a batch: the most urgent level's around its head request, then the next levels' in the room left.
+
+    `lengths` and `levels` (priorities) are per input; the first `head` inputs are the head
+    request's, which is at the most urgent level.
+    """
+    chosen: list[int] = []
+    longest = 0
+    for level in np.unique(levels):  # ascending: most urgent first
+        positions = np.flatnonzero(levels == level)
+        order = positions[np.argsort(lengths[positions], kind="stable")]
+        ordered = lengths[order].tolist()
+        if not chosen:
+            anchor = int(np.flatnonzero(order < head)[-1])  # the head request's longest input
+            picked = pick_batch(ordered, anchor, max_tokens, max_pairs)
+        else:
+            picked = fill_batch(ordered, longest, len(chosen), max_tokens, max_pairs)
+        chosen.extend(order[picked].tolist())
+        longest = max([longest, *(ordered[i] for i in picked)])
+        if len(chosen) >= max_pairs:
+            break
+    return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
 class Batcher:
@@ -239,8 +301,8 @@ class Batcher:
         self.stages: StageObserver = stages or _Null()
         self.name = name
         self.seconds_per_pair: float | None = None  # forward time per input in full batches, a moving average
-        self._pending: deque[_Entry] = deque()
-        self._pending_pairs = 0
+        self._pending: dict[int, deque[_Entry]] = {}  # by priority, each in arrival order
+        self._pending_pairs: Counter[int] = Counter()  # by priority
         # Inputs formed into batches and not yet scored: ahead of every queued request in time.
         self._inflight_pairs = 0
         self._cond = threading.Condition()
@@ -259,20 +321,31 @@ class Batcher:
 
     # -- what callers see ------------------------------------------------------------------
 
-    def pending_pairs(self) -> int:
-        """Inputs waiting for a batch, of requests still wanted: the true queue depth."""
+    def pending_pairs(self, priority: int | None = None) -> int:
+        """Inputs waiting for a batch, of requests still wanted, at `priority` or more urgent (None: all)."""
+        return sum(n for p, n in self.pending_by_priority().items() if priority is None or p <= priority)
+
+    def pending_by_priority(self) -> dict[int, int]:
+        """Inputs waiting for a batch, of requests still wanted, by priority: the true queue depths."""
         with self._cond:
-            return sum(len(e.todo) for e in self._pending if not e.ticket.done)
+            return {p: sum(len(e.todo) for e in entries if not e.ticket.done) for p, entries in self._pending.items()}
 
     def batches_waiting(self, stage: str) -> int:
         """Formed batches waiting for a stage: "forward" (collated) or "post" (launched, not yet fetched)."""
         return {"forward": self._ready, "post": self._done}[stage].qsize()
 
-    def estimated_wait(self, extra_pairs: int = 0) -> float | None:
-        """Seconds until `extra_pairs` more inputs would be computed, at the measured rate; None before any."""
+    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
+        """Seconds until `extra_pairs` more inputs at `priority` would be computed, at the measured rate.
+
+        Only work at the same or a more urgent priority is ahead of them (None: all work is);
+        None before any rate is measured.
+        """
         if self.seconds_per_pair is None:
             return None
-        return (self._inflight_pairs + self._pending_pairs + extra_pairs) * self.seconds_per_pair
+        with self._cond:
+            queued = sum(n for p, n in self._pending_pairs.items() if priority is None or p <= priority)
+            ahead = self._inflight_pairs + queued
+        return (ahead + extra_pairs) * self.seconds_per_pair
 
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a tokenized ticket's inputs (admission has already checked there is room for them)."""
@@ -286,29 +359,34 @@ class Batcher:
         with self._cond:
             if self._stopping:
                 raise OverloadedError("worker is shutting down")
-            self._pending.append(_Entry(ticket, np.arange(n)))
-            self._pending_pairs += n
+            self._pending.setdefault(ticket.priority, deque()).append(_Entry(ticket, np.arange(n)))
+            self._pending_pairs[ticket.priority] += n
             self._cond.notify()
         return ticket
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            leftovers, self._pending = self._pending, deque()
-            self._pending_pairs = 0
+            leftovers, self._pending = self._pending, {}
+            self._pending_pairs.clear()
             self._cond.notify_all()
-        for entry in leftovers:
+        for entry in (e for entries in leftovers.values() for e in entries):
             entry.ticket.fail(OverloadedError("worker stopped before this request was scored"))
         for thread in self._threads:
             thread.join(timeout=10)
 
     # -- scheduling ------------------------------------------------------------------------
 
+    def _in_order(self) -> Iterator[_Entry]:
+        """Queued requests in the order they are served: most urgent first, then oldest first."""
+        for priority in sorted(self._pending):
+            yield from self._pending[priority]
+
     def _purge(self, now: float) -> None:
         """Drop queued requests no one will read: cancelled, past their deadline, or sure to miss it."""
-        kept: deque[_Entry] = deque()
+        kept: dict[int, deque[_Entry]] = {}
         ahead = self._inflight_pairs
-        for entry in self._pending:
+        for entry in self._in_order():
             t = entry.ticket
             if not t.done and t.deadline is not None:
                 finish = now + (ahead + len(entry.todo)) * (self.seconds_per_pair or 0.0)
@@ -317,11 +395,12 @@ class Batcher:
                     t.fail(DeadlineError(f"deadline {why}; dropped before compute"))
             if t.done:
                 self.observer.dropped(len(entry.todo))
-                self._pending_pairs -= len(entry.todo)
+                self._pending_pairs[t.priority] -= len(entry.todo)
                 continue
             ahead += len(entry.todo)
-            kept.append(entry)
+            kept.setdefault(t.priority, deque()).append(entry)
         self._pending = kept
+        self._pending_pairs = +self._pending_pairs  # no key per priority ever seen: only those queued
 
     def _next_batch(self) -> tuple[Batch, bool] | None:
         with self._cond:
@@ -335,7 +414,7 @@ class Batcher:
             started = time.perf_counter()
             window: list[_Entry] = []
             size = 0
-            for entry in self._pending:
+            for entry in self._in_order():
                 window.append(entry)
                 size += len(entry.todo)
                 if size >= self.window_pairs:
@@ -344,19 +423,18 @@ class Batcher:
             owners = np.repeat(np.arange(len(window)), counts)
             indexes = np.concatenate([e.todo for e in window])
             lengths = np.concatenate([e.ticket.tokens.lengths[e.todo] for e in window])  # type: ignore[union-attr]
-            order = np.argsort(lengths, kind="stable")
-            anchor = int(np.flatnonzero(order < counts[0])[-1])  # the head request's longest input
-            picked = np.sort(order[pick_batch(lengths[order].tolist(), anchor, self.max_batch_tokens,
-                                              self.max_batch_pairs)])
+            levels = np.repeat([e.ticket.priority for e in window], counts)
+            picked = pick_by_priority(lengths, levels, counts[0], self.max_batch_tokens, self.max_batch_pairs)
             batch = Batch.gather([e.ticket for e in window], owners[picked], indexes[picked])
             taken = np.zeros(len(indexes), dtype=bool)
             taken[picked] = True
-            for entry, kept in zip(window, np.split(~taken, np.cumsum(counts)[:-1]), strict=True):
-                entry.todo = entry.todo[kept]
-            self._pending = deque(e for e in self._pending if len(e.todo))
-            self._pending_pairs -= len(batch)
+            for entry, used in zip(window, np.split(taken, np.cumsum(counts)[:-1]), strict=True):
+                entry.todo = entry.todo[~used]
+                self._pending_pairs[entry.ticket.priority] -= int(used.sum())
+            self._pending = {p: rest for p, entries in self._pending.items()
+                             if (rest := deque(e for e in entries if len(e.todo)))}
             self._inflight_pairs += len(batch)
-            depth = self._pending_pairs
+            depth = sum(self._pending_pairs.values())
         self.observer.batch_formed(len(batch), int(batch.lengths.sum()), batch.padded_tokens, depth)
         self.stages.busy("schedule", time.perf_counter() - started)
         return batch, depth > 0
@@ -423,6 +501,7 @@ class Batcher:
             self.observer.batch_done(len(batch), seconds)
             start_row = 0
             for t, inputs in zip(batch.tickets, batch.inputs, strict=True):  # rows are grouped by request
+                self.observer.scored(t.priority, len(inputs))  # counted before the caller can see its result
                 t._fill(inputs, values[start_row:start_row + len(inputs)])
                 start_row += len(inputs)
             self._retire(batch)

@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -89,7 +90,7 @@ class Engine:
         self._score_batcher: Batcher | None = None
         self._embed_batcher: Batcher | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._tokenizing = 0  # inputs admitted and not yet queued for a batch
+        self._tokenizing: Counter[int] = Counter()  # inputs admitted and not yet queued for a batch, by priority
         self._admit_lock = threading.Lock()
         self.admission = Admission(settings)
         self._ready = threading.Event()
@@ -117,7 +118,7 @@ class Engine:
         if s.serves_embeddings:
             self.embedder = EmbedderRuntime(s.embed_model, self.placement)
             self._embed_batcher = self._batcher(self.embedder, s.embed_model)
-        self.stage_metrics.track_tokenize(lambda: self._tokenizing)
+        self.stage_metrics.track_tokenize(lambda: self._tokenizing.total())
         self._start_tokenizer_threads()
         self._warm_up()
         log.info(
@@ -143,6 +144,7 @@ class Engine:
         )
         # Read when scraped, so the gauge is true at every moment (a cancelled request leaves it at once).
         self.metrics.queue_depth.labels(model).set_function(batcher.pending_pairs)
+        self.metrics.track_priority_depth(model, batcher.pending_by_priority)
         self.stage_metrics.track_batcher(model, batcher)
         return batcher
 
@@ -173,7 +175,7 @@ class Engine:
             self._enqueue_rerank(RerankQuery("warm up", docs), None).result(timeout=600)
         self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
         if self._embed_batcher and self.embedder:
-            self._enqueue(self._embed_batcher, 1, None,
+            self._enqueue(self._embed_batcher, 1, None, 0,
                           lambda: self.embedder.pair_tokenizer.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
             self._embed_batcher.seconds_per_pair = None
 
@@ -185,9 +187,9 @@ class Engine:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _completed(self, kind: str, model: str, request_id: str, ticket: Ticket) -> Usage:
-        """A finished request's usage, recorded once: the queue-time histogram and one log line."""
+        """A finished request's usage, recorded once: the queue-time histograms and one log line."""
         usage = usage_of(ticket)
-        self.metrics.request_done(model, usage.queue_ms / 1e3)
+        self.metrics.request_done(model, usage.queue_ms / 1e3, ticket.priority)
         log.debug("%s done", kind, extra={
             "request_id": request_id, "pairs": usage.pairs, "tokens": usage.tokens,
             "queue_ms": round(usage.queue_ms, 2), "inference_ms": round(usage.inference_ms, 2)})
@@ -206,44 +208,56 @@ class Engine:
 
     # -- admission -------------------------------------------------------------------------
 
-    def admit(self, pairs: int, timeout: float | None = None, embed: bool = False) -> None:
+    def admit(self, pairs: int, timeout: float | None = None, embed: bool = False, priority: int = 0) -> None:
         """Refuse at once (OverloadedError, RESOURCE_EXHAUSTED) what cannot be served in time.
 
         `pairs` inputs (documents, pairs or texts) would overflow the queue, or the estimated wait
         for them, at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
+        Both count only the work at `priority` or more urgent: less urgent work never delays it.
         """
         self._require_ready()
         batcher = self._embed_batcher if embed else self._score_batcher
         if batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
-        queued = self._tokenizing + batcher.pending_pairs()
+        queued = self._tokenizing_at(priority) + batcher.pending_pairs(priority)
         self.admission.check_room(queued, pairs)
-        self.admission.check_wait(self.estimated_wait(pairs, embed), queued, pairs,
+        self.admission.check_total(self._tokenizing.total() + batcher.pending_pairs(), pairs)
+        self.admission.check_wait(self.estimated_wait(pairs, embed, priority), queued, pairs,
                                   timeout if _deadline(timeout) is not None else None)
 
-    def estimated_wait(self, pairs: int = 0, embed: bool = False) -> float | None:
-        """Seconds until `pairs` more inputs would be scored at the measured rate; None before any traffic."""
+    def estimated_wait(self, pairs: int = 0, embed: bool = False, priority: int | None = None) -> float | None:
+        """Seconds until `pairs` more inputs at `priority` (None: behind all work) would be scored at the
+        measured rate; None before any traffic."""
         batcher = self._embed_batcher if embed else self._score_batcher
-        return None if batcher is None else batcher.estimated_wait(self._tokenizing + pairs)
+        if batcher is None:
+            return None
+        return batcher.estimated_wait(self._tokenizing_at(priority) + pairs, priority)
+
+    def _tokenizing_at(self, priority: int | None) -> int:
+        with self._admit_lock:
+            return sum(n for p, n in self._tokenizing.items() if priority is None or p <= priority)
 
     # -- the tokenize stage ----------------------------------------------------------------
 
-    def _enqueue(self, batcher: Batcher, pairs: int, deadline: float | None, encode: Callable[[], Tokens]) -> Ticket:
+    def _enqueue(self, batcher: Batcher, pairs: int, deadline: float | None, priority: int,
+                 encode: Callable[[], Tokens]) -> Ticket:
         """A ticket whose inputs a tokenizer thread will encode and queue for the batcher."""
         assert self._pool is not None
-        ticket = Ticket(deadline=deadline)
+        ticket = Ticket(deadline=deadline, priority=priority)
         with self._admit_lock:
-            self._tokenizing += pairs
+            self._tokenizing[priority] += pairs
         try:
             self._pool.submit(self._tokenize, batcher, ticket, pairs, encode)
         except RuntimeError:  # the pool has shut down
-            self._release(pairs)
+            self._release(ticket, pairs)
             raise OverloadedError("worker is shutting down") from None
         return ticket
 
-    def _release(self, pairs: int) -> None:
+    def _release(self, ticket: Ticket, pairs: int) -> None:
         with self._admit_lock:
-            self._tokenizing -= pairs
+            self._tokenizing[ticket.priority] -= pairs
+            if not self._tokenizing[ticket.priority]:  # keys only for priorities in the tokenizers now
+                del self._tokenizing[ticket.priority]
 
     def _tokenize(self, batcher: Batcher, ticket: Ticket, pairs: int, encode: Callable[[], Tokens]) -> None:
         try:
@@ -254,12 +268,13 @@ class Engine:
             ticket.tokens = encode()
             self.stage_metrics.busy_of("tokenize", started)
             if len(ticket.tokens) > pairs:  # windows: the queue rule again, on the real count
-                self.admission.check_room(self._tokenizing + batcher.pending_pairs(), len(ticket.tokens) - pairs)
+                queued = self._tokenizing_at(ticket.priority) + batcher.pending_pairs(ticket.priority)
+                self.admission.check_room(queued, len(ticket.tokens) - pairs)
             batcher.submit(ticket)
         except Exception as exc:  # bad input or a full queue: the request's answer, never the worker's end
             ticket.fail(exc)
         finally:
-            self._release(pairs)
+            self._release(ticket, pairs)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -268,14 +283,14 @@ class Engine:
         assert self.pair_tokenizer and self._score_batcher and self.scorer
         tokenizer = self.pair_tokenizer
         prompt = self.scorer.prompt(q.instruction)  # refuses an instruction the model takes none of
-        return self._enqueue(self._score_batcher, len(q.documents), deadline,
+        return self._enqueue(self._score_batcher, len(q.documents), deadline, q.priority,
                              lambda: tokenizer.encode(q.query, q.documents, q.long_document, window, stride, prompt))
 
     def submit_rerank(self, q: RerankQuery, timeout: float | None = None) -> Request[RerankOutcome]:
         """Validate, admit and enqueue a rerank; raises at once what cannot be served (bad input, overload)."""
         self._require_ready()
         self.admission.check_rerank(q)
-        self.admit(len(q.documents), timeout)
+        self.admit(len(q.documents), timeout, priority=q.priority)
         return Request(self._enqueue_rerank(q, _deadline(timeout)), lambda ticket: self._ranked(q, ticket))
 
     def _ranked(self, q: RerankQuery, ticket: Ticket) -> RerankOutcome:
@@ -295,13 +310,14 @@ class Engine:
 
     def submit_score(self, pairs: list[tuple[str, str]], raw: bool = False,
                      mode: LongDocument = LongDocument.TRUNCATE, timeout: float | None = None,
-                     request_id: str = "", instruction: str | None = None) -> Request[ScoreOutcome]:
+                     request_id: str = "", instruction: str | None = None,
+                     priority: int = 0) -> Request[ScoreOutcome]:
         """Validate, admit and enqueue raw pairs; the outcome keeps their order."""
         self._require_ready()
         self.admission.check_pairs(pairs)
         assert self.pair_tokenizer and self._score_batcher and self.scorer
         prompt = self.scorer.prompt(instruction)
-        self.admit(len(pairs), timeout)
+        self.admit(len(pairs), timeout, priority=priority)
         tokenizer = self.pair_tokenizer
         by_query: dict[str, list[int]] = {}
         for i, (query, _) in enumerate(pairs):
@@ -322,19 +338,20 @@ class Engine:
             usage = self._completed("score", self.settings.model, request_id, ticket)
             return ScoreOutcome((best if raw else sigmoid(best)).tolist(), usage)
 
-        return Request(self._enqueue(self._score_batcher, len(pairs), _deadline(timeout), encode), scored)
+        return Request(self._enqueue(self._score_batcher, len(pairs), _deadline(timeout), priority, encode), scored)
 
     def score(self, pairs: list[tuple[str, str]], raw: bool = False, mode: LongDocument = LongDocument.TRUNCATE,
-              timeout: float | None = None, request_id: str = "", instruction: str | None = None) -> ScoreOutcome:
-        return self.submit_score(pairs, raw, mode, timeout, request_id, instruction).result()
+              timeout: float | None = None, request_id: str = "", instruction: str | None = None,
+              priority: int = 0) -> ScoreOutcome:
+        return self.submit_score(pairs, raw, mode, timeout, request_id, instruction, priority).result()
 
     def submit_embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
-                     request_id: str = "") -> Request[EmbedOutcome]:
+                     request_id: str = "", priority: int = 0) -> Request[EmbedOutcome]:
         self._require_ready()
         if self.embedder is None or self._embed_batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         self.admission.check_texts("text", texts)
-        self.admit(len(texts), timeout, embed=True)
+        self.admit(len(texts), timeout, embed=True, priority=priority)
         tokenizer = self.embedder.pair_tokenizer
 
         def embedded(ticket: Ticket) -> EmbedOutcome:
@@ -343,7 +360,7 @@ class Engine:
                 vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             return EmbedOutcome(vectors, self._completed("embed", self.settings.embed_model, request_id, ticket))
 
-        ticket = self._enqueue(self._embed_batcher, len(texts), _deadline(timeout),
+        ticket = self._enqueue(self._embed_batcher, len(texts), _deadline(timeout), priority,
                                lambda: tokenizer.encode_texts(texts))
         return Request(ticket, embedded)
 

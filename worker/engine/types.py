@@ -29,6 +29,7 @@ class RerankQuery:
     request_id: str = ""
     return_documents: bool = False
     instruction: str | None = None  # None: the model's default prompt, if it has one
+    priority: int = 0  # lower is sooner (see crossrank.common.priority)
 
 
 @dataclass

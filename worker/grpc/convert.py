@@ -46,6 +46,7 @@ def rerank_query(req: pb.RerankRequest) -> RerankQuery:
         request_id=req.request_id,
         return_documents=req.return_documents,
         instruction=instruction(req),
+        priority=req.priority,
     )
 
 

@@ -43,12 +43,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         outcome = await self.engine.submit_score(convert.score_pairs(request), request.raw_scores,
                                                  convert.score_mode(request), context.time_remaining(),
-                                                 request.request_id, convert.instruction(request))
+                                                 request.request_id, convert.instruction(request), request.priority)
         return convert.score_response(request.request_id, self.engine.settings.model, outcome)
 
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
         outcome = await self.engine.submit_embed(list(request.texts), request.normalize, context.time_remaining(),
-                                                 request.request_id)
+                                                 request.request_id, request.priority)
         return convert.embed_response(request.request_id, self.engine.settings.embed_model, outcome)
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:

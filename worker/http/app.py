@@ -180,7 +180,8 @@ def create_app(engine: Engine, settings: WorkerSettings, drain: Drain) -> FastAP
         pairs = score_pairs(body)
         request_id = _request_id(request, response)
         raw = body.use_activation is False
-        outcome = await cancel_on_disconnect(request, engine.submit_score(pairs, raw=raw, request_id=request_id))
+        outcome = await cancel_on_disconnect(request, engine.submit_score(pairs, raw=raw, request_id=request_id,
+                                                                          priority=body.priority))
         return score_response(outcome, served.name, request_id)
 
     @app.get("/health")

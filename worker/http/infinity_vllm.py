@@ -15,7 +15,7 @@ import time
 from pydantic import BaseModel, Field
 
 from crossrank.worker.engine import RerankOutcome, RerankQuery
-from crossrank.worker.http.schemas import CohereDocument, RerankUsage, Text, rerank_usage
+from crossrank.worker.http.schemas import CohereDocument, Priority, RerankUsage, Text, rerank_usage
 
 
 class ObjectRerankRequest(BaseModel):
@@ -25,6 +25,7 @@ class ObjectRerankRequest(BaseModel):
     top_n: int | None = Field(default=None, ge=0)  # vLLM's 0 and Infinity's null both mean all
     return_documents: bool | None = None
     raw_scores: bool = False  # Infinity's
+    priority: Priority = 0  # vLLM's
 
 
 class ObjectRerankResult(BaseModel):
@@ -45,7 +46,8 @@ class ObjectRerankResponse(BaseModel):
 def object_query(req: ObjectRerankRequest, request_id: str) -> RerankQuery:
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
     return RerankQuery(
-        query=req.query, documents=texts, top_k=req.top_n or 0, raw_scores=req.raw_scores, request_id=request_id
+        query=req.query, documents=texts, top_k=req.top_n or 0, raw_scores=req.raw_scores, request_id=request_id,
+        priority=req.priority,
     )
 
 

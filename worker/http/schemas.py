@@ -1,7 +1,8 @@
 """JSON <-> engine types for the HTTP gateway: Cohere's (and Jina's) and TEI's rerank shapes.
 
 Unknown fields are ignored rather than refused, so that newer SDKs sending options this
-worker has no use for (Cohere's `priority`, `relevant_spans`) keep working.
+worker has no use for (Cohere's `relevant_spans`) keep working. `priority` (Cohere's v2 and
+vLLM's: lower is handled sooner, 0 the default) is the engine's own.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def _encodable(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_encodable)]
+# Cohere documents 0-999 and vLLM any int; the gRPC field is an int32, so any int32 is taken.
+Priority = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
 class CohereDocument(BaseModel):
@@ -48,6 +51,7 @@ class CohereRerankRequest(BaseModel):
     return_documents: bool | None = None
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
     instruction: Text | None = None  # crossrank's: for LLM rerankers, as over gRPC (docs/models.md)
+    priority: Priority = 0
 
 
 class JinaRerankRequest(CohereRerankRequest):
@@ -138,7 +142,7 @@ class OpenAIErrorBody(BaseModel):
 def cohere_query(req: CohereRerankRequest, request_id: str) -> RerankQuery:
     texts = [d if isinstance(d, str) else d.text for d in req.documents]
     return RerankQuery(query=req.query, documents=texts, top_k=req.top_n or 0, request_id=request_id,
-                       instruction=req.instruction)
+                       instruction=req.instruction, priority=req.priority)
 
 
 def rerank_usage(outcome: RerankOutcome) -> RerankUsage:

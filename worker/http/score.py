@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from crossrank.worker.engine import ScoreOutcome
 from crossrank.worker.errors import InvalidInputError
-from crossrank.worker.http.schemas import Text
+from crossrank.worker.http.schemas import Priority, Text
 
 
 class ScoreRequest(BaseModel):
@@ -23,6 +23,7 @@ class ScoreRequest(BaseModel):
     text_2: Text | list[Text]
     # vLLM's switch for the classifier's activation: false gives the model's logits, as raw_scores does.
     use_activation: bool | None = None
+    priority: Priority = 0  # vLLM's: lower is handled sooner
 
 
 class ScoreData(BaseModel):

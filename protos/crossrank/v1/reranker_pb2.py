@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63rossrank/v1/reranker.proto\x12\x0c\x63rossrank.v1\"\xb1\x02\n\rRerankRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nraw_scores\x18\x06 \x01(\x08\x12\x15\n\x08truncate\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x31\n\rlong_document\x18\x08 \x01(\x0e\x32\x1a.crossrank.v1.LongDocument\x12\x15\n\rwindow_tokens\x18\t \x01(\r\x12\x15\n\rwindow_stride\x18\n \x01(\r\x12\x18\n\x0binstruction\x18\x0b \x01(\tH\x01\x88\x01\x01\x42\x0b\n\t_truncateB\x0e\n\x0c_instruction\"@\n\x0eRankedDocument\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\"N\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\r\x12\x0e\n\x06tokens\x18\x02 \x01(\x04\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\"\xaa\x01\n\x0eRerankResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.crossrank.v1.RankedDocument\x12\r\n\x05model\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12\"\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.crossrank.v1.Error\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\",\n\tScorePair\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\xdf\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05pairs\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.ScorePair\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x31\n\rlong_document\x18\x05 \x01(\x0e\x32\x1a.crossrank.v1.LongDocument\x12\x18\n\x0binstruction\x18\x06 \x01(\tH\x01\x88\x01\x01\x42\x0b\n\t_truncateB\x0e\n\x0c_instruction\"f\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x12\r\n\x05model\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.crossrank.v1.Usage\"D\n\x0c\x45mbedRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x11\n\tnormalize\x18\x03 \x01(\x08\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x97\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\nembeddings\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.Embedding\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\ndimensions\x18\x04 \x01(\r\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.crossrank.v1.Usage\"\r\n\x0bInfoRequest\"\xdd\x03\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0b\x65mbed_model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12\x18\n\x10max_input_length\x18\x05 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x06 \x01(\r\x12!\n\x19max_documents_per_request\x18\x07 \x01(\r\x12\"\n\x1amax_characters_per_request\x18\x08 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\t\x12\x18\n\x10\x65mbed_dimensions\x18\x0b \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x0c \x01(\t\x12\x17\n\x0fmax_batch_pairs\x18\r \x01(\r\x12\x17\n\x0fmax_queue_pairs\x18\x0e \x01(\r\x12\x14\n\x0c\x64type_reason\x18\x0f \x01(\t\x12\x19\n\x11tokenizer_workers\x18\x10 \x01(\r\x12(\n\x05state\x18\x11 \x01(\x0e\x32\x19.crossrank.v1.WorkerState\x12\x17\n\x0floading_seconds\x18\x12 \x01(\x01\x12\x12\n\nload_error\x18\x13 \x01(\t*|\n\x0cLongDocument\x12\x1d\n\x19LONG_DOCUMENT_UNSPECIFIED\x10\x00\x12\x1a\n\x16LONG_DOCUMENT_TRUNCATE\x10\x01\x12\x18\n\x14LONG_DOCUMENT_WINDOW\x10\x02\x12\x17\n\x13LONG_DOCUMENT_ERROR\x10\x03*v\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14WORKER_STATE_LOADING\x10\x01\x12\x16\n\x12WORKER_STATE_READY\x10\x02\x12\x17\n\x13WORKER_STATE_FAILED\x10\x03\x32\xe1\x02\n\x08Reranker\x12\x43\n\x06Rerank\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse\x12M\n\x0cRerankStream\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse(\x01\x30\x01\x12@\n\x05Score\x12\x1a.crossrank.v1.ScoreRequest\x1a\x1b.crossrank.v1.ScoreResponse\x12@\n\x05\x45mbed\x12\x1a.crossrank.v1.EmbedRequest\x1a\x1b.crossrank.v1.EmbedResponse\x12=\n\x04Info\x12\x19.crossrank.v1.InfoRequest\x1a\x1a.crossrank.v1.InfoResponseBT\n\x10\x64\x65v.crossrank.v1P\x01Z>github.com/crossrank/crossrank/gen/go/crossrank/v1;crossrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63rossrank/v1/reranker.proto\x12\x0c\x63rossrank.v1\"\xc3\x02\n\rRerankRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nraw_scores\x18\x06 \x01(\x08\x12\x15\n\x08truncate\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x31\n\rlong_document\x18\x08 \x01(\x0e\x32\x1a.crossrank.v1.LongDocument\x12\x15\n\rwindow_tokens\x18\t \x01(\r\x12\x15\n\rwindow_stride\x18\n \x01(\r\x12\x18\n\x0binstruction\x18\x0b \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08priority\x18\r \x01(\x05\x42\x0b\n\t_truncateB\x0e\n\x0c_instruction\"@\n\x0eRankedDocument\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\"N\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\r\x12\x0e\n\x06tokens\x18\x02 \x01(\x04\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\"\xaa\x01\n\x0eRerankResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.crossrank.v1.RankedDocument\x12\r\n\x05model\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12\"\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.crossrank.v1.Error\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\",\n\tScorePair\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\xf1\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05pairs\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.ScorePair\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x31\n\rlong_document\x18\x05 \x01(\x0e\x32\x1a.crossrank.v1.LongDocument\x12\x18\n\x0binstruction\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08priority\x18\x07 \x01(\x05\x42\x0b\n\t_truncateB\x0e\n\x0c_instruction\"f\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x12\r\n\x05model\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.crossrank.v1.Usage\"V\n\x0c\x45mbedRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x11\n\tnormalize\x18\x03 \x01(\x08\x12\x10\n\x08priority\x18\x05 \x01(\x05\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x97\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\nembeddings\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.Embedding\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\ndimensions\x18\x04 \x01(\r\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.crossrank.v1.Usage\"\r\n\x0bInfoRequest\"\xdd\x03\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0b\x65mbed_model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\x12\x18\n\x10max_input_length\x18\x05 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x06 \x01(\r\x12!\n\x19max_documents_per_request\x18\x07 \x01(\r\x12\"\n\x1amax_characters_per_request\x18\x08 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\t\x12\x18\n\x10\x65mbed_dimensions\x18\x0b \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x0c \x01(\t\x12\x17\n\x0fmax_batch_pairs\x18\r \x01(\r\x12\x17\n\x0fmax_queue_pairs\x18\x0e \x01(\r\x12\x14\n\x0c\x64type_reason\x18\x0f \x01(\t\x12\x19\n\x11tokenizer_workers\x18\x10 \x01(\r\x12(\n\x05state\x18\x11 \x01(\x0e\x32\x19.crossrank.v1.WorkerState\x12\x17\n\x0floading_seconds\x18\x12 \x01(\x01\x12\x12\n\nload_error\x18\x13 \x01(\t*|\n\x0cLongDocument\x12\x1d\n\x19LONG_DOCUMENT_UNSPECIFIED\x10\x00\x12\x1a\n\x16LONG_DOCUMENT_TRUNCATE\x10\x01\x12\x18\n\x14LONG_DOCUMENT_WINDOW\x10\x02\x12\x17\n\x13LONG_DOCUMENT_ERROR\x10\x03*v\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14WORKER_STATE_LOADING\x10\x01\x12\x16\n\x12WORKER_STATE_READY\x10\x02\x12\x17\n\x13WORKER_STATE_FAILED\x10\x03\x32\xe1\x02\n\x08Reranker\x12\x43\n\x06Rerank\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse\x12M\n\x0cRerankStream\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse(\x01\x30\x01\x12@\n\x05Score\x12\x1a.crossrank.v1.ScoreRequest\x1a\x1b.crossrank.v1.ScoreResponse\x12@\n\x05\x45mbed\x12\x1a.crossrank.v1.EmbedRequest\x1a\x1b.crossrank.v1.EmbedResponse\x12=\n\x04Info\x12\x19.crossrank.v1.InfoRequest\x1a\x1a.crossrank.v1.InfoResponseBT\n\x10\x64\x65v.crossrank.v1P\x01Z>github.com/crossrank/crossrank/gen/go/crossrank/v1;crossrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,36 +32,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossrank.v1.reranker_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.crossrank.v1P\001Z>github.com/crossrank/crossrank/gen/go/crossrank/v1;crossrankv1'
-  _globals['_LONGDOCUMENT']._serialized_start=1836
-  _globals['_LONGDOCUMENT']._serialized_end=1960
-  _globals['_WORKERSTATE']._serialized_start=1962
-  _globals['_WORKERSTATE']._serialized_end=2080
+  _globals['_LONGDOCUMENT']._serialized_start=1890
+  _globals['_LONGDOCUMENT']._serialized_end=2014
+  _globals['_WORKERSTATE']._serialized_start=2016
+  _globals['_WORKERSTATE']._serialized_end=2134
   _globals['_RERANKREQUEST']._serialized_start=46
-  _globals['_RERANKREQUEST']._serialized_end=351
-  _globals['_RANKEDDOCUMENT']._serialized_start=353
-  _globals['_RANKEDDOCUMENT']._serialized_end=417
-  _globals['_USAGE']._serialized_start=419
-  _globals['_USAGE']._serialized_end=497
-  _globals['_RERANKRESPONSE']._serialized_start=500
-  _globals['_RERANKRESPONSE']._serialized_end=670
-  _globals['_ERROR']._serialized_start=672
-  _globals['_ERROR']._serialized_end=710
-  _globals['_SCOREPAIR']._serialized_start=712
-  _globals['_SCOREPAIR']._serialized_end=756
-  _globals['_SCOREREQUEST']._serialized_start=759
-  _globals['_SCOREREQUEST']._serialized_end=982
-  _globals['_SCORERESPONSE']._serialized_start=984
-  _globals['_SCORERESPONSE']._serialized_end=1086
-  _globals['_EMBEDREQUEST']._serialized_start=1088
-  _globals['_EMBEDREQUEST']._serialized_end=1156
-  _globals['_EMBEDDING']._serialized_start=1158
-  _globals['_EMBEDDING']._serialized_end=1185
-  _globals['_EMBEDRESPONSE']._serialized_start=1188
-  _globals['_EMBEDRESPONSE']._serialized_end=1339
-  _globals['_INFOREQUEST']._serialized_start=1341
-  _globals['_INFOREQUEST']._serialized_end=1354
-  _globals['_INFORESPONSE']._serialized_start=1357
-  _globals['_INFORESPONSE']._serialized_end=1834
-  _globals['_RERANKER']._serialized_start=2083
-  _globals['_RERANKER']._serialized_end=2436
+  _globals['_RERANKREQUEST']._serialized_end=369
+  _globals['_RANKEDDOCUMENT']._serialized_start=371
+  _globals['_RANKEDDOCUMENT']._serialized_end=435
+  _globals['_USAGE']._serialized_start=437
+  _globals['_USAGE']._serialized_end=515
+  _globals['_RERANKRESPONSE']._serialized_start=518
+  _globals['_RERANKRESPONSE']._serialized_end=688
+  _globals['_ERROR']._serialized_start=690
+  _globals['_ERROR']._serialized_end=728
+  _globals['_SCOREPAIR']._serialized_start=730
+  _globals['_SCOREPAIR']._serialized_end=774
+  _globals['_SCOREREQUEST']._serialized_start=777
+  _globals['_SCOREREQUEST']._serialized_end=1018
+  _globals['_SCORERESPONSE']._serialized_start=1020
+  _globals['_SCORERESPONSE']._serialized_end=1122
+  _globals['_EMBEDREQUEST']._serialized_start=1124
+  _globals['_EMBEDREQUEST']._serialized_end=1210
+  _globals['_EMBEDDING']._serialized_start=1212
+  _globals['_EMBEDDING']._serialized_end=1239
+  _globals['_EMBEDRESPONSE']._serialized_start=1242
+  _globals['_EMBEDRESPONSE']._serialized_end=1393
+  _globals['_INFOREQUEST']._serialized_start=1395
+  _globals['_INFOREQUEST']._serialized_end=1408
+  _globals['_INFORESPONSE']._serialized_start=1411
+  _globals['_INFORESPONSE']._serialized_end=1888
+  _globals['_RERANKER']._serialized_start=2137
+  _globals['_RERANKER']._serialized_end=2490
 # @@protoc_insertion_point(module_scope)

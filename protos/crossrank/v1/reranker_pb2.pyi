@@ -30,7 +30,7 @@ WORKER_STATE_READY: WorkerState
 WORKER_STATE_FAILED: WorkerState
 
 class RerankRequest(_message.Message):
-    __slots__ = ("request_id", "query", "documents", "top_k", "return_documents", "raw_scores", "truncate", "long_document", "window_tokens", "window_stride", "instruction")
+    __slots__ = ("request_id", "query", "documents", "top_k", "return_documents", "raw_scores", "truncate", "long_document", "window_tokens", "window_stride", "instruction", "priority")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class RerankRequest(_message.Message):
     WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_STRIDE_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     query: str
     documents: _containers.RepeatedScalarFieldContainer[str]
@@ -53,7 +54,8 @@ class RerankRequest(_message.Message):
     window_tokens: int
     window_stride: int
     instruction: str
-    def __init__(self, request_id: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., window_tokens: _Optional[int] = ..., window_stride: _Optional[int] = ..., instruction: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., window_tokens: _Optional[int] = ..., window_stride: _Optional[int] = ..., instruction: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class RankedDocument(_message.Message):
     __slots__ = ("index", "score", "document")
@@ -108,20 +110,22 @@ class ScorePair(_message.Message):
     def __init__(self, query: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("request_id", "pairs", "raw_scores", "truncate", "long_document", "instruction")
+    __slots__ = ("request_id", "pairs", "raw_scores", "truncate", "long_document", "instruction", "priority")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     RAW_SCORES_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     LONG_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     pairs: _containers.RepeatedCompositeFieldContainer[ScorePair]
     raw_scores: bool
     truncate: bool
     long_document: LongDocument
     instruction: str
-    def __init__(self, request_id: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[ScorePair, _Mapping]]] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., instruction: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[ScorePair, _Mapping]]] = ..., raw_scores: _Optional[bool] = ..., truncate: _Optional[bool] = ..., long_document: _Optional[_Union[LongDocument, str]] = ..., instruction: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("request_id", "scores", "model", "usage")
@@ -136,14 +140,16 @@ class ScoreResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., scores: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("request_id", "texts", "normalize")
+    __slots__ = ("request_id", "texts", "normalize", "priority")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     normalize: bool
-    def __init__(self, request_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., normalize: _Optional[bool] = ...) -> None: ...
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., normalize: _Optional[bool] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)
