@@ -21,6 +21,28 @@ def test_every_tokenizer_thread_has_its_copy_before_ready(tiny_cross_encoder, ti
             return (getattr(engine.pair_tokenizer._local, "rust", None) is not None,
                     getattr(engine.embedder.pair_tokenizer._local, "rust", None) is not None)
 
-        assert [f.result(30) for f in [engine._pool.submit(copies) for _ in range(3)]] == [(True, True)] * 3
+        answers: list[tuple[bool, bool]] = []
+        done = threading.Barrier(4)
+        for _ in range(3):
+            engine._pool.submit(0, lambda: (answers.append(copies()), done.wait(timeout=30)))
+        done.wait(timeout=30)
+        assert answers == [(True, True)] * 3
     finally:
         engine.stop()
+
+
+def test_the_most_urgent_request_is_tokenized_first():
+    from crossrank.worker.engine.tokenizer_pool import TokenizerPool
+
+    pool = TokenizerPool(1)
+    pool.start()
+    gate, order = threading.Event(), []
+    pool.submit(0, lambda: gate.wait(30))  # hold the one thread while work queues
+    for name, priority in [("bulk-1", 10), ("bulk-2", 10), ("live-1", 0), ("low", 20), ("live-2", 0)]:
+        pool.submit(priority, lambda name=name: order.append(name))
+    finished = threading.Event()
+    pool.submit(99, finished.set)
+    gate.set()
+    assert finished.wait(30)
+    pool.shutdown()
+    assert order == ["live-1", "live-2", "bulk-1", "bulk-2", "low"]

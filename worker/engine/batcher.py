@@ -8,12 +8,12 @@ the head request's longest input, from its own priority, up to a token budget; i
 less urgent requests then fill what room is left, least padding first. So requests of one
 priority finish roughly in arrival order, similar lengths still share a batch, and bulk work
 runs in the room and the idle time that urgent work leaves. It pads the batch (and, on a
-GPU, starts its copy to the device) while the forward thread runs the previous one, up to
-two batches ahead. The forward thread only launches the model; the post thread waits for the
+GPU, starts its copy to the device) while the forward thread runs the previous one, a few
+batches ahead (`ahead`: fewer on a CPU). The forward thread only launches the model; the post thread waits for the
 outputs and scatters them to their tickets, which complete when their last input is filled.
 
 A batch once formed is never preempted: an urgent request that arrives after it waits for it
-and for the (at most two) batches formed ahead of the forward pass.
+and for the batches formed ahead of the forward pass (`ahead` + 1 at most).
 
 Starvation: none is prevented, on purpose (no aging). Less urgent work waits for as long as
 more urgent work fills every batch; that is what the caller asked for by sending a higher
@@ -288,6 +288,7 @@ class Batcher:
         max_batch_tokens: int,
         max_batch_pairs: int,
         sort_window: int = 1024,
+        ahead: int = 2,
         observer: BatchObserver | None = None,
         stages: StageObserver | None = None,
         name: str = "model",
@@ -307,7 +308,10 @@ class Batcher:
         self._inflight_pairs = 0
         self._cond = threading.Condition()
         # Each batch travels with whether work was still queued behind it when it was formed.
-        self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=2)
+        # Batches formed ahead of the forward pass: two keep a GPU's next copy going; each is also
+        # a batch an urgent request that arrives now must wait for (never preempted), so a CPU,
+        # where padding costs next to nothing, forms one.
+        self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=ahead)
         self._done: queue.Queue[tuple[Batch, Any, float, bool] | None] = queue.Queue(maxsize=2)
         self._last_done, self._last_saturated = 0.0, False
         self._stopping = False

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
 from crossrank.worker.engine.stage_metrics import StageMetrics
 from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens
+from crossrank.worker.engine.tokenizer_pool import TokenizerPool
 from crossrank.worker.engine.types import (
     EmbedOutcome,
     LongDocument,
@@ -89,7 +89,7 @@ class Engine:
         self.tokenizer_workers = settings.tokenizer_workers or default_tokenizer_workers()
         self._score_batcher: Batcher | None = None
         self._embed_batcher: Batcher | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: TokenizerPool | None = None
         self._tokenizing: Counter[int] = Counter()  # inputs admitted and not yet queued for a batch, by priority
         self._admit_lock = threading.Lock()
         self.admission = Admission(settings)
@@ -113,7 +113,7 @@ class Engine:
                                           s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
                                           openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint)
         self.pair_tokenizer = self.scorer.pair_tokenizer
-        self._pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="tokenize")
+        self._pool = TokenizerPool(self.tokenizer_workers)
         self._score_batcher = self._batcher(self.scorer, s.model)
         if s.serves_embeddings:
             self.embedder = EmbedderRuntime(s.embed_model, self.placement)
@@ -138,6 +138,7 @@ class Engine:
             max_batch_tokens=max(tokens, runtime.max_length),
             max_batch_pairs=pairs,
             sort_window=s.sort_window,
+            ahead=2 if self.placement is not None and self.placement.device.type == "cuda" else 1,
             observer=self.metrics.observer(model),
             stages=self.stage_metrics.observer(model),
             name=model.rsplit("/", 1)[-1],
@@ -149,24 +150,10 @@ class Engine:
         return batcher
 
     def _start_tokenizer_threads(self) -> None:
-        """Start every tokenizer thread before ready, each with its own tokenizer copies.
-
-        A pool starts threads only as requests arrive, and each new thread copies the tokenizer
-        on its first request: about 0.75 s for a 250k-vocabulary one like bge-reranker-v2-m3's,
-        paid by the first requests after a start. The barrier holds each task until all have
-        started, so the pool cannot hand two of them to one thread.
-        """
+        """Every tokenizer thread starts, with its own tokenizer copies, before the worker is ready."""
         assert self._pool and self.pair_tokenizer
         tokenizers = [self.pair_tokenizer] + ([self.embedder.pair_tokenizer] if self.embedder else [])
-        barrier = threading.Barrier(self.tokenizer_workers)
-
-        def start() -> None:
-            for tokenizer in tokenizers:
-                tokenizer.prepare_thread()
-            barrier.wait(timeout=600)
-
-        for future in [self._pool.submit(start) for _ in range(self.tokenizer_workers)]:
-            future.result()
+        self._pool.start([t.prepare_thread for t in tokenizers])
 
     def _warm_up(self) -> None:
         # One short and one full-length batch, so kernels and allocator pools exist before traffic.
@@ -184,7 +171,7 @@ class Engine:
             if batcher is not None:
                 batcher.stop()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
 
     def _completed(self, kind: str, model: str, request_id: str, ticket: Ticket) -> Usage:
         """A finished request's usage, recorded once: the queue-time histograms and one log line."""
@@ -247,7 +234,7 @@ class Engine:
         with self._admit_lock:
             self._tokenizing[priority] += pairs
         try:
-            self._pool.submit(self._tokenize, batcher, ticket, pairs, encode)
+            self._pool.submit(priority, lambda: self._tokenize(batcher, ticket, pairs, encode))
         except RuntimeError:  # the pool has shut down
             self._release(ticket, pairs)
             raise OverloadedError("worker is shutting down") from None
