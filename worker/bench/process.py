@@ -44,13 +44,16 @@ class ServedWorker:
 
 
 @contextlib.contextmanager
-def served_worker(args: list[str], timeout: float = 1800) -> Iterator[ServedWorker]:
-    """`crossrank serve ARGS` on a free loopback port, yielded once health says SERVING."""
+def served_worker(args: list[str], timeout: float = 1800, python: str = sys.executable,
+                  env: dict[str, str] | None = None) -> Iterator[ServedWorker]:
+    """`crossrank serve ARGS` on a free loopback port, yielded once health says SERVING.
+
+    `python` may be another checkout's interpreter (a before/after comparison); `env` adds variables.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "crossrank.client.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               *args]
+    command = [python, "-m", "crossrank.client.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             address = f"127.0.0.1:{port}"
             deadline = time.monotonic() + timeout
