@@ -244,9 +244,11 @@ class _Attempts:
         return self.client._stub(self.target), max(self.deadline - time.monotonic(), 0.001)
 
     def failed(self, exc: grpc.RpcError) -> float:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= self.deadline:
+        delay = self.client.retry.delay(self.number)
+        # No time left for another attempt after the backoff: this failure is the answer. (Sleeping to
+        # the deadline would end in an attempt with no time, and say "deadline exceeded" for "loading".)
+        if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() + delay >= self.deadline:
             raise self.client._error(exc) from None
         self.client._mark_down(self.target)
-        delay = max(0.0, min(self.client.retry.delay(self.number), self.deadline - time.monotonic()))
         self.number += 1
         return delay

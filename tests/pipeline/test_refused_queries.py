@@ -21,12 +21,12 @@ PASSAGES = [f"passage {i} about the capital of france and its river" for i in ra
 
 
 def fill_with_interactive(engine) -> list:
-    """Interactive requests of 2 pairs until the held model's pipeline is full (2 batches collated ahead)
-    and at least 8 pairs wait: should the scheduler form one more batch, 6 still do, and a bulk query
-    of 8 no longer fits the queue of 12."""
+    """Interactive requests of 2 pairs until the held model's pipeline is full (its batches collated
+    ahead) and at least 8 pairs wait: should the scheduler form one more batch, 6 still do, and a bulk
+    query of 8 no longer fits the queue of 12."""
     batcher, live = engine._score_batcher, []
     for _ in range(100):
-        if batcher.batches_waiting("forward") == 2 and batcher.pending_pairs(0) >= 8:
+        if batcher.batches_waiting("forward") == batcher.ahead and batcher.pending_pairs(0) >= 8:
             return live
         if batcher.pending_pairs(0) < 8:
             live.append(engine.submit_rerank(RerankQuery("q", ["live document"] * 2)))

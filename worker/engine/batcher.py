@@ -311,6 +311,7 @@ class Batcher:
         # Batches formed ahead of the forward pass: two keep a GPU's next copy going; each is also
         # a batch an urgent request that arrives now must wait for (never preempted), so a CPU,
         # where padding costs next to nothing, forms one.
+        self.ahead = ahead
         self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=ahead)
         self._done: queue.Queue[tuple[Batch, Any, float, bool] | None] = queue.Queue(maxsize=2)
         self._last_done, self._last_saturated = 0.0, False
