@@ -118,7 +118,7 @@ class Engine:
         if s.serves_embeddings:
             self.embedder = EmbedderRuntime(s.embed_model, self.placement)
             self._embed_batcher = self._batcher(self.embedder, s.embed_model)
-        self.stage_metrics.track_tokenize(lambda: self._tokenizing.total())
+        self.stage_metrics.track_tokenize(lambda: self._tokenizing_at(None))
         self._start_tokenizer_threads()
         self._warm_up()
         log.info(
@@ -208,7 +208,7 @@ class Engine:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         queued = self._tokenizing_at(priority) + batcher.pending_pairs(priority)
         self.admission.check_room(queued, pairs)
-        self.admission.check_total(self._tokenizing.total() + batcher.pending_pairs(), pairs)
+        self.admission.check_total(self._tokenizing_at(None) + batcher.pending_pairs(), pairs)
         self.admission.check_wait(self.estimated_wait(pairs, embed, priority), queued, pairs,
                                   timeout if _deadline(timeout) is not None else None)
 
@@ -221,6 +221,8 @@ class Engine:
         return batcher.estimated_wait(self._tokenizing_at(priority) + pairs, priority)
 
     def _tokenizing_at(self, priority: int | None) -> int:
+        """Inputs in the tokenizers at `priority` or more urgent (None: all); under the lock that
+        `_enqueue` and `_release` change the counts under, so no thread reads a dict in flux."""
         with self._admit_lock:
             return sum(n for p, n in self._tokenizing.items() if priority is None or p <= priority)
 
