@@ -24,8 +24,22 @@ class _TextFormatter(logging.Formatter):
         return super().formatMessage(record) + "".join(f" {k}={v}" for k, v in _fields(record).items())
 
 
-def configure_logging(level: str, json_logs: bool) -> None:
+class _Role(logging.Filter):
+    """Names the process's role on every line (core, frontend-N, serve) where `serve` runs several."""
+
+    def __init__(self, role: str):
+        super().__init__()
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.role = self.role
+        return True
+
+
+def configure_logging(level: str, json_logs: bool, role: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    if role:
+        handler.addFilter(_Role(role))
     handler.setFormatter(_JsonFormatter() if json_logs else _TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
@@ -40,9 +54,15 @@ def configure_logging(level: str, json_logs: bool) -> None:
 def serve(verbose: bool, settings: WorkerSettings) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
     let_idle_threads_sleep()
-    configure_logging(settings.log_level, settings.json_logs)
+    configure_logging(settings.log_level, settings.json_logs, role="serve" if settings.frontends else "")
     log = logging.getLogger("crossrank.worker")
     log.info("settings: %s", settings.public())
+    if settings.frontends:
+        from crossrank.worker.engine_core.supervisor import serve_split
+
+        code = serve_split(settings, lambda line: click.echo(line, err=True))
+        logging.shutdown()
+        sys.exit(code)
 
     from crossrank.worker.loading_status import loading_status
 

@@ -58,7 +58,8 @@ class WorkerServer:
 
     def _load(self) -> None:
         try:
-            self.engine.load()
+            if not self.engine.loaded:  # a frontend may load its engine before it binds
+                self.engine.load()
         except BaseException as exc:  # reported by wait_ready / serve; calls keep getting UNAVAILABLE
             self.engine.load_error = exc
             # A bad model setting is one line, said by whoever waits (serve); its traceback only at DEBUG.
@@ -107,11 +108,14 @@ def _http_gateway(engine: Engine, settings: WorkerSettings, drain: Drain) -> Htt
     return HttpGateway(engine, settings, drain).start()
 
 
-def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None, *, load: bool = True
-                  ) -> WorkerServer:
-    """Bind and start serving (UNAVAILABLE until ready); with `load`, start loading the model at once."""
+def create_server(settings: WorkerSettings, metrics: WorkerMetrics | None = None, *, load: bool = True,
+                  engine: Engine | None = None) -> WorkerServer:
+    """Bind and start serving (UNAVAILABLE until ready); with `load`, start loading the model at once.
+
+    `engine` is one made elsewhere (a frontend's, linked to the engine core); else one is made here.
+    """
     settings.validate()
-    engine = Engine(settings, metrics)
+    engine = engine or Engine(settings, metrics)
     drain = Drain()
     server, port, health_servicer = start_grpc_server(engine, settings, drain)
     try:

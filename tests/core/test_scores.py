@@ -1,9 +1,14 @@
-"""Scores through a real gRPC server equal sentence-transformers' CrossEncoder.predict."""
+"""Scores through a real gRPC server equal sentence-transformers' CrossEncoder.predict: in one process,
+and split into frontends and an engine core (`crossrank serve --frontends 2`)."""
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from support.clients import CLIENT_KINDS, open_client
+from support.workers import serving_worker
 
 QUERY_ZH = "什么是RAG技术？"
 DOCS_ZH = [
@@ -20,6 +25,25 @@ DOCS_EN = [
     "a vector database stores embeddings for search",
     "the stock market fell on monday",
 ]
+
+
+@dataclass
+class SplitWorker:
+    """A `serve --frontends 2` process; its settings and tokenizer are those of the in-process worker,
+    which serves the same models with the same settings."""
+
+    address: str
+    engine: Any
+    settings: Any
+
+
+@pytest.fixture(scope="module", params=["one-process", pytest.param("frontends-2", marks=pytest.mark.slow)])
+def worker(request, worker, tiny_cross_encoder, tiny_bi_encoder):
+    if request.param == "one-process":
+        yield worker
+        return
+    with serving_worker(tiny_cross_encoder, tiny_bi_encoder, "--frontends", "2") as process:
+        yield SplitWorker(process.address, worker.engine, worker.settings)
 
 
 @pytest.fixture(scope="module", params=CLIENT_KINDS)

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -140,6 +140,10 @@ class Ticket:
         assert self.outputs is not None
         return self.outputs
 
+    def complete(self, outputs: np.ndarray) -> None:
+        """All of its outputs at once (from the engine core, in a frontend)."""
+        self._fill(np.arange(self.size), outputs)
+
     def _fill(self, indexes: np.ndarray, values: np.ndarray) -> None:
         with self._lock:
             if self._done.is_set():
@@ -199,6 +203,30 @@ class Batch:
     @property
     def padded_tokens(self) -> int:
         return int(self.lengths.max()) * len(self.lengths) if len(self.lengths) else 0
+
+
+@dataclass
+class QueueState:
+    """A batcher's queue at one moment: what admission reads, in this process or (sent by the engine
+    core) in a frontend's."""
+
+    pending: dict[int, int] = field(default_factory=dict)  # inputs waiting for a batch, by priority
+    inflight: int = 0  # inputs formed into batches and not yet scored: ahead of every queued one
+    seconds_per_pair: float | None = None  # the measured rate; None before any
+    waiting: dict[str, int] = field(default_factory=dict)  # batches waiting for "forward" and "post"
+
+    def pending_pairs(self, priority: int | None = None) -> int:
+        return sum(n for p, n in self.pending.items() if priority is None or p <= priority)
+
+    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
+        """Seconds until `extra_pairs` more inputs at `priority` would be computed, at the measured rate.
+
+        Only work at the same or a more urgent priority is ahead of them (None: all work is);
+        None before any rate is measured.
+        """
+        if self.seconds_per_pair is None:
+            return None
+        return (self.inflight + self.pending_pairs(priority) + extra_pairs) * self.seconds_per_pair
 
 
 @dataclass
@@ -328,29 +356,28 @@ class Batcher:
 
     def pending_pairs(self, priority: int | None = None) -> int:
         """Inputs waiting for a batch, of requests still wanted, at `priority` or more urgent (None: all)."""
-        return sum(n for p, n in self.pending_by_priority().items() if priority is None or p <= priority)
+        return self.state().pending_pairs(priority)
 
     def pending_by_priority(self) -> dict[int, int]:
         """Inputs waiting for a batch, of requests still wanted, by priority: the true queue depths."""
-        with self._cond:
-            return {p: sum(len(e.todo) for e in entries if not e.ticket.done) for p, entries in self._pending.items()}
+        return self.state().pending
 
     def batches_waiting(self, stage: str) -> int:
         """Formed batches waiting for a stage: "forward" (collated) or "post" (launched, not yet fetched)."""
         return {"forward": self._ready, "post": self._done}[stage].qsize()
 
-    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
-        """Seconds until `extra_pairs` more inputs at `priority` would be computed, at the measured rate.
-
-        Only work at the same or a more urgent priority is ahead of them (None: all work is);
-        None before any rate is measured.
-        """
-        if self.seconds_per_pair is None:
-            return None
+    def state(self) -> QueueState:
+        """The queue now, counting only requests still wanted."""
         with self._cond:
-            queued = sum(n for p, n in self._pending_pairs.items() if priority is None or p <= priority)
-            ahead = self._inflight_pairs + queued
-        return (ahead + extra_pairs) * self.seconds_per_pair
+            pending = {p: sum(len(e.todo) for e in entries if not e.ticket.done)
+                       for p, entries in self._pending.items()}
+            inflight = self._inflight_pairs
+        return QueueState(pending, inflight, self.seconds_per_pair,
+                          {stage: self.batches_waiting(stage) for stage in ("forward", "post")})
+
+    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
+        """Seconds until `extra_pairs` more inputs at `priority` would be computed (`QueueState.estimated_wait`)."""
+        return self.state().estimated_wait(extra_pairs, priority)
 
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a tokenized ticket's inputs (admission has already checked there is room for them)."""

@@ -19,6 +19,12 @@ class Placement:
     dtype_reason: str = "asked for"  # why this precision (and backend): shown by Info and `crossrank info`
     backend: str = "torch"
 
+    @classmethod
+    def of_info(cls, info: dict) -> Placement:
+        """The placement the engine core reports (its `WorkerInfo` fields), as a frontend knows it."""
+        return cls(torch.device(info["device"]), _DTYPES[info["dtype"]], info["device"], info["dtype_reason"],
+                   info["backend"])
+
     @property
     def dtype_name(self) -> str:
         return {v: k for k, v in _DTYPES.items()}[self.dtype]

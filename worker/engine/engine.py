@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +46,17 @@ from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger("crossrank.worker.engine")
+
+class CoreLink(Protocol):
+    """A frontend's link to the engine core (`crossrank.worker.engine_core.client.CoreClient`)."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    def wait_ready(self, timeout: float | None = None) -> dict[str, Any]: ...
+
+    def queue(self, kind: str) -> Any: ...
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
@@ -78,8 +90,11 @@ def _deadline(timeout: float | None) -> float | None:
 class Engine:
     """Loads the models in the background and serves requests once they are warm."""
 
-    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None):
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None, core: CoreLink | None = None):
         self.settings = settings
+        # A frontend process's link to the engine core (`crossrank serve --frontends N`): the models and
+        # batchers live there, and this engine tokenizes, admits and ranks. None: all of it runs here.
+        self.core = core
         self.metrics = metrics or WorkerMetrics()
         self.stage_metrics = StageMetrics(self.metrics.registry)
         self.placement: Placement | None = None
@@ -99,25 +114,23 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
-    def ready(self) -> bool:
+    def loaded(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and (self.core is None or self.core.alive)
 
     def load(self) -> None:
         """Load, pin and warm up the models; `ready` turns true only after a warm-up pass."""
         s = self.settings
         t0 = time.perf_counter()
         check_model_sources(s)
-        self.placement = place(s.device, s.dtype, s.backend)
-        self.metrics.track_device_memory(self.placement.device)
-        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
-                                          s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
-                                          openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint)
-        self.pair_tokenizer = self.scorer.pair_tokenizer
-        self._pool = TokenizerPool(self.tokenizer_workers)
-        self._score_batcher = self._batcher(self.scorer, s.model)
-        if s.serves_embeddings:
-            self.embedder = EmbedderRuntime(s.embed_model, self.placement)
-            self._embed_batcher = self._batcher(self.embedder, s.embed_model)
+        if self.core is None:
+            self._load_models()
+        else:
+            self._link_core(self.core)
+        self.pair_tokenizer = self.scorer.pair_tokenizer  # type: ignore[union-attr]
         self.stage_metrics.track_tokenize(lambda: self._tokenizing_at(None))
         self._start_tokenizer_threads()
         self._warm_up()
@@ -129,6 +142,43 @@ class Engine:
             self.tokenizer_workers, time.perf_counter() - t0,
         )
         self._ready.set()
+
+    def _load_models(self) -> None:
+        """Load the models here, each behind a batcher of its own."""
+        s = self.settings
+        self.placement = place(s.device, s.dtype, s.backend)
+        self.metrics.track_device_memory(self.placement.device)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
+                                          s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
+                                          openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint)
+        self._pool = TokenizerPool(self.tokenizer_workers)
+        self._score_batcher = self._batcher(self.scorer, s.model)
+        if s.serves_embeddings:
+            self.embedder = EmbedderRuntime(s.embed_model, self.placement)
+            self._embed_batcher = self._batcher(self.embedder, s.embed_model)
+
+    def _link_core(self, core: CoreLink) -> None:
+        """A frontend: the core holds the models; here only their tokenizers, and the core's queues."""
+        s = self.settings
+        info = core.wait_ready()
+        self.placement = Placement.of_info(info)
+        self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, "torch", s.max_query_share,
+                                          default_prompt=s.default_prompt, weights=False)
+        self._pool = TokenizerPool(self.tokenizer_workers)
+        self._score_batcher = self._track(core.queue("score"), s.model)  # type: ignore[assignment]
+        if s.serves_embeddings:
+            self.embedder = EmbedderRuntime(s.embed_model, self.placement, weights=False)
+            self._embed_batcher = self._track(core.queue("embed"), s.embed_model)  # type: ignore[assignment]
+
+    def queue(self, kind: str) -> Batcher:
+        """The batcher of "score" or "embed": where the engine core puts frontends' requests."""
+        batcher = {"score": self._score_batcher, "embed": self._embed_batcher}[kind]
+        if batcher is None:
+            raise NotServedError(f"this worker serves no {kind} model")
+        return batcher
+
+    def queues(self) -> dict[str, Batcher]:
+        return {kind: b for kind, b in (("score", self._score_batcher), ("embed", self._embed_batcher)) if b}
 
     def _batcher(self, runtime: CrossEncoderRuntime | EmbedderRuntime, model: str) -> Batcher:
         s = self.settings
@@ -143,6 +193,9 @@ class Engine:
             stages=self.stage_metrics.observer(model),
             name=model.rsplit("/", 1)[-1],
         )
+        return self._track(batcher, model)
+
+    def _track(self, batcher: Batcher, model: str) -> Batcher:
         # Read when scraped, so the gauge is true at every moment (a cancelled request leaves it at once).
         self.metrics.queue_depth.labels(model).set_function(batcher.pending_pairs)
         self.metrics.track_priority_depth(model, batcher.pending_by_priority)
@@ -158,6 +211,9 @@ class Engine:
     def _warm_up(self) -> None:
         # One short and one full-length batch, so kernels and allocator pools exist before traffic.
         assert self.scorer and self._score_batcher
+        if self.core is not None:  # the core has warmed its models; one request checks the way there and back
+            self._enqueue_rerank(RerankQuery("warm up", ["warm up"]), None).result(timeout=600)
+            return
         for docs in (["warm up"], ["warm " * self.scorer.max_length] * 2):
             self._enqueue_rerank(RerankQuery("warm up", docs), None).result(timeout=600)
         self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
@@ -356,6 +412,10 @@ class Engine:
     def embed(self, texts: list[str], normalize: bool = False, timeout: float | None = None,
               request_id: str = "") -> EmbedOutcome:
         return self.submit_embed(texts, normalize, timeout, request_id).result()
+
+    def core_info(self) -> dict[str, Any]:
+        """What a frontend needs of this (the core's) engine: its info, with the device it placed."""
+        return dataclasses.asdict(self.info())
 
     def info(self) -> WorkerInfo:
         s = self.settings

@@ -28,6 +28,13 @@ from crossrank.worker.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 
+def _drop_weights(model: torch.nn.Module) -> None:
+    """Free a loaded model's weights, keeping its modules: a frontend needs the tokenizer, the prompts
+    and the chat template of a model, never its weights (the engine core has them). Loading without
+    them needs `accelerate`; loading and dropping costs a moment and memory only while it lasts."""
+    model.to("meta")
+
+
 def _model_kwargs(placement: Placement, backend: str) -> dict[str, Any]:
     if backend != "torch":
         return {}
@@ -118,7 +125,8 @@ class CrossEncoderRuntime(_TorchForward):
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
                  max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache,
                  default_prompt: str = "", openvino_cache: str = WorkerSettings.openvino_cache,
-                 openvino_hint: str = WorkerSettings.openvino_hint):
+                 openvino_hint: str = WorkerSettings.openvino_hint, weights: bool = True):
+        """`weights=False`: the tokenizer side only (a frontend's), which tokenizes and resolves prompts."""
         from sentence_transformers import CrossEncoder
 
         self.model_id = model_id
@@ -127,8 +135,8 @@ class CrossEncoderRuntime(_TorchForward):
         _use_shape_free_attention(placement)
         if backend != "torch" and placement.device.type != "cpu":
             raise ValueError(f"backend {backend} runs on the CPU only; use --device cpu or --backend torch")
-        self.cross_encoder = CrossEncoder(model_id, device=str(placement.device),
-                                          model_kwargs=_model_kwargs(placement, backend))
+        self.cross_encoder = CrossEncoder(model_id, device=str(placement.device) if weights else "cpu",
+                                          model_kwargs=_model_kwargs(placement, backend) if weights else {})
         transformer = self.cross_encoder[0]
         self.task = getattr(transformer, "transformer_task", "sequence-classification")
         self.architecture = type(self.cross_encoder.model).__name__
@@ -141,6 +149,9 @@ class CrossEncoderRuntime(_TorchForward):
         self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, max_query_share, transformer)
         self.default_prompt = self._default_prompt(default_prompt)
         self.model = self.cross_encoder.model.eval()
+        if not weights:
+            _drop_weights(self.model)
+            return
         self.answer_head = self.task == "text-generation" and narrow_answer_head(self.cross_encoder)
         # What the model's own preprocess adds beside the token arrays (`Transformer.preprocess`).
         self._features: dict[str, Any] = {"modality": "message" if self.pair_tokenizer.template else "text"}
@@ -219,20 +230,22 @@ class CrossEncoderRuntime(_TorchForward):
 class EmbedderRuntime(_TorchForward):
     """Embeds padded text batches with a SentenceTransformer; outputs float32 vectors."""
 
-    def __init__(self, model_id: str, placement: Placement):
+    def __init__(self, model_id: str, placement: Placement, weights: bool = True):
         from sentence_transformers import SentenceTransformer
 
         self.model_id = model_id
         self.placement = placement
         _use_shape_free_attention(placement)
         self.model = SentenceTransformer(
-            model_id, device=str(placement.device), model_kwargs=_model_kwargs(placement, "torch")
-        )
+            model_id, device=str(placement.device) if weights else "cpu",
+            model_kwargs=_model_kwargs(placement, "torch") if weights else {})
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
         self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, 0.25)
         self.dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
+        if not weights:
+            _drop_weights(self.model)
 
     def forward(self, batch: _Inputs) -> Any:
         with torch.inference_mode(), self._autocast():

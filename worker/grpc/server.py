@@ -65,7 +65,9 @@ class GrpcServer:
         server = grpc.aio.server(
             migration_thread_pool=self._pool,
             interceptors=interceptors,
-            options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
+            options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
+                     # Frontends share the port; the kernel spreads the connections among them.
+                     *([("grpc.so_reuseport", 1)] if settings.frontends else [])],
         )
         pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

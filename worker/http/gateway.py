@@ -22,10 +22,12 @@ from crossrank.worker.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, shared: bool = False) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:  # frontends serve the same port; the kernel spreads the connections among them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError as exc:
@@ -38,7 +40,7 @@ class HttpGateway:
     """The gateway's server; `port` is the bound one. Serves TLS with the gRPC server's certificate."""
 
     def __init__(self, engine: Engine, settings: WorkerSettings, drain: Drain):
-        self._socket = _bind(settings.host, max(settings.http_port, 0))
+        self._socket = _bind(settings.host, max(settings.http_port, 0), shared=settings.frontends > 0)
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(settings.tls_cert)
         config = uvicorn.Config(

@@ -1,0 +1,122 @@
+"""The two kinds of child process `crossrank serve --frontends N` runs: the engine core and a frontend.
+
+Each is started by the supervisor (`supervisor.py`) with the `spawn` method, so it begins with a
+fresh interpreter: no torch state, no threads and no sockets inherited from the parent. Each dies
+with its parent (PR_SET_PDEATHSIG), and stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import signal
+import threading
+from typing import Any
+
+from crossrank.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child(role: str, settings: WorkerSettings) -> threading.Event:
+    """Set up a child process: its log lines name its role, it dies with its parent, SIGTERM stops it."""
+    from crossrank.worker.cli import configure_logging
+    from crossrank.worker.cpu_threads import let_idle_threads_sleep
+
+    let_idle_threads_sleep()
+    configure_logging(settings.log_level, settings.json_logs, role=role)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor's SIGTERM still stops it
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the supervisor, which stops us
+    return stop
+
+
+def run_core(settings: WorkerSettings, requests: str, replies: str, ready: Any) -> None:
+    """The engine core: load, pin and warm the models, then batch and run what the frontends send."""
+    stop = _child("core", settings)
+    from crossrank.worker.engine import Engine
+    from crossrank.worker.engine_core.server import CoreServer
+
+    engine = Engine(dataclasses.replace(settings, tokenizer_workers=1))  # requests arrive tokenized
+    link = CoreServer(engine, requests, replies).start()
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=engine.metrics.registry)
+    try:
+        engine.load()
+    except BaseException as exc:  # said to the frontends and the supervisor, then this process ends
+        engine.load_error = exc
+        log.error("could not load the model: %s", exc)
+        stop.wait(2.0)  # long enough for the status that carries the error to reach the frontends
+        link.stop()
+        raise SystemExit(3) from None
+    ready.set()
+    stop.wait()
+    log.info("stopping")
+    engine.stop()
+    link.stop()
+    _exit()
+
+
+def run_frontend(settings: WorkerSettings, index: int, requests: str, replies: str, ready: Any) -> None:
+    """A frontend: the gRPC server and the HTTP gateway, tokenizing, admitting and ranking.
+
+    Frontend 0 binds its ports at once and says NOT_SERVING while the core loads, as one process
+    does. The others, and any frontend started again, bind only once ready, so that SO_REUSEPORT
+    never hands a connection to a frontend that cannot serve it.
+    """
+    stop = _child(f"frontend-{index}", settings)
+    import os
+
+    from grpc_health.v1 import health_pb2
+
+    from crossrank.worker.engine import Engine
+    from crossrank.worker.engine_core.client import CoreClient
+    from crossrank.worker.grpc.server import set_health
+    from crossrank.worker.server import create_server
+
+    core = CoreClient(requests, replies, name=f"frontend-{index}-{os.getpid()}")
+    engine = Engine(settings, core=core)
+    if index > 0 or ready.is_set():
+        try:
+            engine.load()
+        except BaseException as exc:
+            log.error("could not start: %s", exc)
+            raise SystemExit(3) from None
+    server = create_server(settings, engine=engine)
+    if not server.wait_ready():
+        log.error("could not start: %s", engine.load_error)
+        server.stop(0)
+        raise SystemExit(3)
+    ready.set()
+    serving = True
+    while not stop.wait(0.1):  # the core's health is this frontend's
+        if engine.ready != serving:
+            serving = engine.ready
+            log.warning("the engine core is %s", "back: serving" if serving else "gone: NOT_SERVING")
+            set_health(server.health, health_pb2.HealthCheckResponse.SERVING if serving
+                       else health_pb2.HealthCheckResponse.NOT_SERVING)
+    log.info("stopping (grace %.1fs)", settings.grace_seconds)
+    server.stop()
+    core.stop()
+    _exit()
+
+
+def _exit() -> None:
+    """End now: a handler thread inside a tokenizer call cannot be interrupted, and Python would wait for
+    it at exit; everything it could still answer has been answered or refused by now (as `serve` does)."""
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,129 @@
+"""The engine core's end of the link: frontends' tokenized requests into this process's batchers, and
+their scores, the queue's state and the core's health back out.
+
+The core is an ordinary `Engine` that loads, pins and warms the models, and then only schedules
+and runs them: its tokenizer pool stays idle, since requests arrive as token arrays. One thread
+receives (requests and cancels); replies go out from whichever engine thread finishes a request,
+under a lock, on the one PUB socket. The queue's state goes out every `STATUS_EVERY` seconds while
+requests arrive, and at least every `HEARTBEAT` seconds: frontends admit from it, and take its
+silence as the core's death.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from crossrank.worker.engine.batcher import Ticket
+from crossrank.worker.engine_core import wire
+from crossrank.worker.errors import CancelledError
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 0.005
+HEARTBEAT = 0.1
+
+
+class CoreServer:
+    def __init__(self, engine: Any, requests: str, replies: str):
+        self.engine = engine
+        self._context = zmq.Context()
+        self._pull = self._context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.RCVHWM, 0)
+        self._pull.bind(requests)
+        self._pub = self._context.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.SNDHWM, 0)  # a reply is never dropped for a slow frontend
+        self._pub.bind(replies)
+        self._pub_lock = threading.Lock()
+        self._tickets: dict[tuple[str, int], Ticket] = {}
+        self._received: dict[str, int] = {}  # each frontend's last request seen, so it knows what is counted
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="core-link", daemon=True)
+
+    def start(self) -> CoreServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        with self._pub_lock:
+            self._pub.close(linger=100)
+        self._pull.close(linger=0)
+        self._context.term()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        last_status = 0.0
+        changed = True
+        while not self._stopping.is_set():
+            if self._pull.poll(int(STATUS_EVERY * 1000)):
+                while True:
+                    try:
+                        frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+                    changed = True
+            now = time.monotonic()
+            if now - last_status >= (STATUS_EVERY if changed else HEARTBEAT):
+                self._publish_status()
+                last_status, changed = now, False
+
+    def _handle(self, frames: list[Any]) -> None:
+        kind, head = frames[0].bytes, wire.header(frames)
+        key = (head["frontend"], head["id"])
+        if kind == wire.CANCEL:
+            ticket = self._tickets.get(key)
+            if ticket is not None:
+                ticket.cancel()
+            return
+        self._received[head["frontend"]] = head["seq"]
+        timeout = head["timeout"]
+        ticket = Ticket(wire.tokens_of(head, frames), None if timeout is None else time.perf_counter() + timeout,
+                        head["priority"])
+        self._tickets[key] = ticket
+        ticket.add_done_callback(lambda t: self._reply(key, t))
+        try:
+            self.engine.queue(head["kind"]).submit(ticket)
+        except Exception as exc:  # not loaded, or stopping: the request's answer, never the core's end
+            ticket.fail(exc)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _reply(self, key: tuple[str, int], ticket: Ticket) -> None:
+        self._tickets.pop(key, None)
+        frontend, request_id = key
+        if isinstance(ticket.error, CancelledError):
+            return  # the frontend cancelled it and waits for nothing
+        if ticket.error is not None:
+            frames = wire.pack(wire.FAILED, {"id": request_id, "error": type(ticket.error).__name__,
+                                             "message": str(ticket.error)})
+        else:
+            outputs = np.asarray(ticket.outputs, dtype=np.float32)
+            finished = ticket.finished or time.perf_counter()
+            started = ticket.started or finished
+            frames = wire.pack(wire.DONE, {"id": request_id, "shape": outputs.shape,
+                                           "started_ago": time.perf_counter() - started,
+                                           "inference_s": finished - started}, outputs)
+        self._send([frontend.encode(), *frames])
+
+    def _publish_status(self) -> None:
+        engine = self.engine
+        error = engine.load_error
+        status = {"ready": engine.ready, "load_error": None if error is None else f"{error}",
+                  "info": engine.core_info() if engine.ready else None,
+                  "queues": {kind: wire.queue_state_json(queue.state()) for kind, queue in engine.queues().items()},
+                  "received": dict(self._received)}
+        self._send([wire.STATUS, *wire.pack(wire.STATUS, status)])
+
+    def _send(self, frames: list[Any]) -> None:
+        with self._pub_lock:
+            if not self._pub.closed:
+                self._pub.send_multipart(frames, copy=False)

@@ -1,0 +1,61 @@
+"""What frontends and the engine core say to each other: zmq multipart frames, token arrays as raw buffers.
+
+Every message is a list of frames; the first two are a kind and a small JSON header (one per
+request, never one per pair), the rest are numpy arrays sent from their own memory, as vLLM's
+engine core does. Nothing is pickled.
+
+    frontend -> core (PUSH -> PULL)
+      submit  {id, kind, priority, timeout, frontend, seq}  ids, type_ids (empty if none), offsets
+      cancel  {id, frontend}
+    core -> frontends (PUB -> SUB; the topic is the frontend's name, or b"status" for everyone)
+      done    {id, started_ago, inference_s}                outputs (float32)
+      failed  {id, error, message}
+      status  {ready, load_error, info, queues: {kind: QueueState}, received: {frontend: seq}}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from crossrank.worker.engine.batcher import QueueState
+from crossrank.worker.engine.tokenizer import Tokens
+
+SUBMIT, CANCEL, DONE, FAILED, STATUS = b"submit", b"cancel", b"done", b"failed", b"status"
+
+
+def header(frames: list[Any]) -> dict[str, Any]:
+    return json.loads(bytes(frames[1]))
+
+
+def pack(kind: bytes, head: dict[str, Any], *arrays: np.ndarray) -> list[Any]:
+    return [kind, json.dumps(head).encode(), *(np.ascontiguousarray(a) for a in arrays)]
+
+
+def submit_frames(head: dict[str, Any], tokens: Tokens) -> list[Any]:
+    types = tokens.type_ids if tokens.type_ids is not None else np.zeros(0, dtype=np.int64)
+    return pack(SUBMIT, head | {"types": tokens.type_ids is not None}, tokens.ids, types, tokens.offsets)
+
+
+def tokens_of(head: dict[str, Any], frames: list[Any]) -> Tokens:
+    """A submit's token arrays, read in place from the received frames (zero copy)."""
+    ids, types, offsets = (np.frombuffer(memoryview(f), dtype=np.int64) for f in frames[2:5])
+    n = len(offsets) - 1
+    return Tokens(ids, types if head["types"] else None, offsets, np.arange(n, dtype=np.int64))
+
+
+def outputs_of(head: dict[str, Any], frames: list[Any]) -> np.ndarray:
+    values = np.frombuffer(memoryview(frames[2]), dtype=np.float32)
+    return values.reshape(head["shape"])
+
+
+def queue_state_json(state: QueueState) -> dict[str, Any]:
+    return asdict(state)
+
+
+def queue_state_of(raw: dict[str, Any]) -> QueueState:
+    return QueueState({int(p): n for p, n in raw["pending"].items()}, raw["inflight"], raw["seconds_per_pair"],
+                      raw["waiting"])
