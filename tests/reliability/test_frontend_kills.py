@@ -1,0 +1,110 @@
+"""Real kills under `crossrank serve --frontends 2`: a frontend, then the engine core, with `kill -9`.
+
+A killed frontend is started again and only its own calls fail, UNAVAILABLE, which the SDK
+retries; a killed core turns every frontend NOT_SERVING at once, a new core loads, and serving
+resumes with the same scores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from support.workers import serving_worker
+
+from crossrank.client import CrossrankClient
+from crossrank.common.net import health_status
+
+pytestmark = pytest.mark.slow
+
+QUERY = "what is retrieval augmented generation"
+DOCS = ["retrieval augmented generation combines search with a language model", "paris is the capital of france",
+        "a vector database stores embeddings for search", "the stock market fell on monday"]
+
+
+@pytest.fixture
+def split_worker(tiny_cross_encoder):
+    with serving_worker(tiny_cross_encoder, None, "--frontends", "2") as worker:
+        yield worker
+
+
+def started_pid(worker, role: str) -> int:
+    """The pid of the latest `role` process the supervisor started, from its log."""
+    pids = re.findall(rf"started {role} \(pid (\d+)\)", worker.output())
+    assert pids, worker.output()
+    return int(pids[-1])
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def health(address: str) -> str:
+    """Health over a new connection: with SO_REUSEPORT, any of the frontends answers."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            return health_status(channel, timeout=2)
+        except grpc.RpcError as exc:
+            return exc.code().name
+
+
+def scores(client: CrossrankClient) -> np.ndarray:
+    got = np.empty(len(DOCS))
+    for r in client.rerank(QUERY, DOCS).results:
+        got[r.index] = r.score
+    return got
+
+
+def test_a_killed_frontend_is_started_again_and_the_calls_around_it_succeed(split_worker, oracle):
+    expected = oracle.predict([(QUERY, d) for d in DOCS])
+    victim = started_pid(split_worker, "frontend-1")
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def calls() -> None:
+        with CrossrankClient(split_worker.address, timeout=60) as client:
+            for _ in range(30):
+                try:
+                    results.append(scores(client))
+                except BaseException as exc:  # noqa: BLE001 (the assertion below reports it)
+                    errors.append(exc)
+
+    # Eight connections: SO_REUSEPORT spreads them over both frontends (all on one: 1 in 256).
+    callers = [threading.Thread(target=calls) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    wait_for(lambda: len(results) >= 20, 60, "no calls succeeded before the kill")
+    os.kill(victim, signal.SIGKILL)
+    for caller in callers:
+        caller.join(120)
+    assert not errors, errors[:3]
+    assert len(results) == 240
+    for got in results:
+        assert_allclose(got, expected, atol=1e-4)
+    wait_for(lambda: started_pid(split_worker, "frontend-1") != victim, 10, "frontend-1 was not started again")
+    assert "frontend-1 died (exit code -9)" in split_worker.output()
+
+
+def test_a_killed_core_turns_the_frontends_not_serving_then_a_new_core_serves(split_worker, oracle):
+    expected = oracle.predict([(QUERY, d) for d in DOCS])
+    core = started_pid(split_worker, "core")
+    os.kill(core, signal.SIGKILL)
+    wait_for(lambda: health(split_worker.address) != "SERVING", 5, "still SERVING after the core was killed")
+    wait_for(lambda: started_pid(split_worker, "core") != core, 10, "no new core was started")
+    wait_for(lambda: health(split_worker.address) == "SERVING", 120, "not SERVING again after a new core")
+    with CrossrankClient(split_worker.address, timeout=60) as client:
+        for _ in range(4):  # over new connections: each frontend serves again
+            assert_allclose(scores(client), expected, atol=1e-4)
+    assert split_worker.proc.poll() is None
+    log = split_worker.output()
+    assert "the engine core died (exit code -9)" in log and "the engine core is gone: NOT_SERVING" in log
