@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crossrank.client import CrossrankClient
@@ -37,3 +38,23 @@ def test_gateway_requests_are_counted(observed_worker):
     metrics = scrape(observed_worker.metrics_url)
     assert sample(metrics, "crossrank_http_requests", "crossrank_http_requests_total", route="/rerank",
                   status="200") >= 1
+
+
+def test_one_endpoint_labels_each_process(observed_worker):
+    """Split, the frontends count the calls and the core the pairs; one scrape holds both."""
+    if not observed_worker.frontends:
+        pytest.skip("one process: no process label")
+    with CrossrankClient(observed_worker.process.address, timeout=30) as client:
+        before = scrape(observed_worker.metrics_url)
+        client.rerank("capital of france", ["paris", "cold weather", "berlin", "rome"])
+    metrics = scrape(observed_worker.metrics_url)
+    processes = {s.labels["process"] for samples in metrics.values() for s in samples}
+    assert processes == {"core", "frontend-0", "frontend-1"}
+
+    def calls(m):
+        return sample(m, "crossrank_requests", "crossrank_requests_total", method="Rerank", code="OK")
+
+    assert calls(metrics) - calls(before) == 1
+    assert sample(metrics, "crossrank_requests", "crossrank_requests_total", process="core") == 0
+    pairs = sample(metrics, "crossrank_pairs", "crossrank_pairs_total", process="core")
+    assert pairs - sample(before, "crossrank_pairs", "crossrank_pairs_total", process="core") == 4

@@ -73,6 +73,8 @@ def _echo_summary(result: dict) -> None:
 @click.option("--max-batch-tokens", type=int, default=4096, show_default=True, help="The worker's token budget.")
 @click.option("--max-batch-pairs", type=int, default=32, show_default=True, help="The worker's pairs per batch.")
 @click.option("--threads", type=int, default=0, help="torch threads; 0 = all cores.")
+@click.option("--frontends", type=int, default=0, show_default=True,
+              help="The worker-process row's `serve --frontends N` (0: one process).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random workload: same seed, same pairs.")
 @click.option("--accuracy", is_flag=True, help="Also score a fixed set in every backend and precision against fp32.")
@@ -89,8 +91,8 @@ def _echo_summary(result: dict) -> None:
               help="Folder for report.json and report.png.")
 @BenchSettings.options()  # --tokenizer and --cache; the command gets the validated `settings`
 def bench(model, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
-          max_batch_pairs, threads, seed, accuracy, accuracy_model, accuracy_data, quick, mixed, mixed_calls, out,
-          settings: BenchSettings) -> None:
+          max_batch_pairs, threads, frontends, seed, accuracy, accuracy_model, accuracy_data, quick, mixed,
+          mixed_calls, out, settings: BenchSettings) -> None:
     """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
 
     --model tiny (one layer, hidden 32) measures the host path alone: compare the worker with
@@ -109,7 +111,8 @@ def bench(model, device, dtype, backend, queries, fixed_length, concurrency, lev
         queries, levels, concurrency = QUICK["queries"], QUICK["levels"], QUICK["concurrency"]
     path, label = resolve_model(model, settings)
     cfg = suite.BenchConfig(path, label, device, dtype, backend, queries, fixed_length, concurrency,
-                            [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed)
+                            [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed,
+                            frontends)
     if mixed:
         from crossrank.worker.bench import mixed as mixed_run
 

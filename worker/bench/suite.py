@@ -40,6 +40,7 @@ class BenchConfig:
     max_batch_tokens: int = 4096
     max_batch_pairs: int = 32
     seed: int = 0
+    frontends: int = 0  # the e_stream_process worker's (`serve --frontends N`)
 
 
 def _worker_settings(cfg: BenchConfig):
@@ -57,7 +58,8 @@ def _serve_args(cfg: BenchConfig) -> list[str]:
     return ["--model", s.model, "--embed-model", "none", "--device", s.device, "--dtype", s.dtype,
             "--backend", s.backend, "--max-batch-tokens", str(s.max_batch_tokens),
             "--max-batch-pairs", str(s.max_batch_pairs), "--grpc-threads", str(s.grpc_threads),
-            "--max-queue-pairs", str(s.max_queue_pairs), "--grace-seconds", "1", "--log-level", "WARNING"]
+            "--max-queue-pairs", str(s.max_queue_pairs), "--grace-seconds", "1", "--log-level", "WARNING",
+            "--frontends", str(cfg.frontends)]
 
 
 def _one_thread(measure: Callable[[], runners.Run]) -> runners.Run:
@@ -70,7 +72,7 @@ def _one_thread(measure: Callable[[], runners.Run]) -> runners.Run:
         torch.set_num_threads(threads)
 
 
-def host_path(runs: dict[str, Any]) -> dict[str, Any] | None:
+def host_path(runs: dict[str, Any], frontends: int = 0) -> dict[str, Any] | None:
     """The host path against the machine's own bound, on a CPU (issue 19).
 
     T1 is one core's tokenizer and M1 the model on one thread, both in pairs/s over the same pairs.
@@ -84,7 +86,7 @@ def host_path(runs: dict[str, Any]) -> dict[str, Any] | None:
     worker = runs["e_stream_process"]
     cores = len(os.sched_getaffinity(0))
     ideal = 1 / t1 + 1 / m1
-    return {"cores": cores, "frontends": 0, "t1_pairs_per_s": t1, "m1_pairs_per_s": m1,
+    return {"cores": cores, "frontends": frontends, "t1_pairs_per_s": t1, "m1_pairs_per_s": m1,
             "bound_pairs_per_s": round(cores / ideal, 1), "worker_pairs_per_s": worker["pairs_per_s"],
             "vs_bound": round(worker["pairs_per_s"] * ideal / cores, 3),
             "ideal_cpu_ms_per_pair": round(ideal * 1e3, 4),
@@ -181,7 +183,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                for r in (*peer, model_run, tokenizer_run, process_run, *([model_1_thread] if model_1_thread else []))},
             "b_unary": by_level[1], "c_concurrent": by_level[cfg.concurrency],
             "d_stream": summary(stream_run, serving_name, a["pairs_per_s"])}
-    host = host_path(runs)
+    host = host_path(runs, cfg.frontends)
     worker_best = max([*sweep, runs["d_stream"]], key=lambda s: s["pairs_per_s"])
     worker_rate = max(runs["c_concurrent"]["pairs_per_s"], runs["d_stream"]["pairs_per_s"])
     return {

@@ -160,7 +160,7 @@ class CoreClient:
                 self._sent.append((self._seq, kind, ticket.priority, len(ticket.tokens)))
             head = {"id": request_id, "kind": kind, "priority": ticket.priority, "timeout": timeout,
                     "frontend": self.name, "seq": self._seq}
-            self._push.send_multipart(wire.submit_frames(head, ticket.tokens), copy=False)
+            self._push.send_multipart(wire.submit_frames(head, ticket.tokens))
         ticket.add_done_callback(lambda t: self._ended(request_id, t))
         return ticket
 

@@ -2,7 +2,8 @@
 
 Each is started by the supervisor (`supervisor.py`) with the `spawn` method, so it begins with a
 fresh interpreter: no torch state, no threads and no sockets inherited from the parent. Each dies
-with its parent (PR_SET_PDEATHSIG), and stops cleanly on SIGTERM.
+with its parent (PR_SET_PDEATHSIG), stops cleanly on SIGTERM, and says it is ready by creating
+its file `ready` (no semaphore to leak when a process is killed).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import logging
 import signal
 import threading
-from typing import Any
+from pathlib import Path
 
 from crossrank.worker.settings import WorkerSettings
 
@@ -29,6 +30,11 @@ def _child(role: str, settings: WorkerSettings) -> threading.Event:
 
     let_idle_threads_sleep()
     configure_logging(settings.log_level, settings.json_logs, role=role)
+    # tqdm's default lock is a multiprocessing one, a semaphore the parent's resource tracker would report
+    # as leaked once this process ends by os._exit (or a kill); its bars here need only a thread lock.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor's SIGTERM still stops it
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     stop = threading.Event()
@@ -38,18 +44,26 @@ def _child(role: str, settings: WorkerSettings) -> threading.Event:
     return stop
 
 
-def run_core(settings: WorkerSettings, requests: str, replies: str, ready: Any) -> None:
+def addresses(folder: Path) -> tuple[str, str]:
+    """The core's two sockets in the supervisor's private folder: requests in, replies and status out."""
+    return f"ipc://{folder}/requests", f"ipc://{folder}/replies"
+
+
+def ready_file(folder: Path, role: str) -> Path:
+    return folder / f"ready-{role}"
+
+
+def run_core(settings: WorkerSettings, folder: Path) -> None:
     """The engine core: load, pin and warm the models, then batch and run what the frontends send."""
     stop = _child("core", settings)
     from crossrank.worker.engine import Engine
+    from crossrank.worker.engine_core.metrics import serve_private
     from crossrank.worker.engine_core.server import CoreServer
 
     engine = Engine(dataclasses.replace(settings, tokenizer_workers=1))  # requests arrive tokenized
-    link = CoreServer(engine, requests, replies).start()
+    link = CoreServer(engine, *addresses(folder)).start()
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, registry=engine.metrics.registry)
+        serve_private(engine.metrics.registry, folder, "core")
     try:
         engine.load()
     except BaseException as exc:  # said to the frontends and the supervisor, then this process ends
@@ -58,7 +72,7 @@ def run_core(settings: WorkerSettings, requests: str, replies: str, ready: Any) 
         stop.wait(2.0)  # long enough for the status that carries the error to reach the frontends
         link.stop()
         raise SystemExit(3) from None
-    ready.set()
+    ready_file(folder, "core").touch()
     stop.wait()
     log.info("stopping")
     engine.stop()
@@ -66,37 +80,42 @@ def run_core(settings: WorkerSettings, requests: str, replies: str, ready: Any) 
     _exit()
 
 
-def run_frontend(settings: WorkerSettings, index: int, requests: str, replies: str, ready: Any) -> None:
+def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
     """A frontend: the gRPC server and the HTTP gateway, tokenizing, admitting and ranking.
 
     Frontend 0 binds its ports at once and says NOT_SERVING while the core loads, as one process
     does. The others, and any frontend started again, bind only once ready, so that SO_REUSEPORT
     never hands a connection to a frontend that cannot serve it.
     """
-    stop = _child(f"frontend-{index}", settings)
+    role = f"frontend-{index}"
+    stop = _child(role, settings)
     import os
 
     from grpc_health.v1 import health_pb2
 
     from crossrank.worker.engine import Engine
     from crossrank.worker.engine_core.client import CoreClient
+    from crossrank.worker.engine_core.metrics import serve_private
     from crossrank.worker.grpc.server import set_health
     from crossrank.worker.server import create_server
 
-    core = CoreClient(requests, replies, name=f"frontend-{index}-{os.getpid()}")
-    engine = Engine(settings, core=core)
-    if index > 0 or ready.is_set():
+    ready = ready_file(folder, role)
+    core = CoreClient(*addresses(folder), name=f"{role}-{os.getpid()}")
+    engine = Engine(dataclasses.replace(settings, metrics_port=0), core=core)
+    if settings.metrics_port:
+        serve_private(engine.metrics.registry, folder, role)
+    if index > 0 or ready.exists():
         try:
             engine.load()
         except BaseException as exc:
             log.error("could not start: %s", exc)
             raise SystemExit(3) from None
-    server = create_server(settings, engine=engine)
+    server = create_server(engine.settings, engine=engine)
     if not server.wait_ready():
         log.error("could not start: %s", engine.load_error)
         server.stop(0)
         raise SystemExit(3)
-    ready.set()
+    ready.touch()
     serving = True
     while not stop.wait(0.1):  # the core's health is this frontend's
         if engine.ready != serving:

@@ -126,4 +126,4 @@ class CoreServer:
     def _send(self, frames: list[Any]) -> None:
         with self._pub_lock:
             if not self._pub.closed:
-                self._pub.send_multipart(frames, copy=False)
+                self._pub.send_multipart(frames)

@@ -32,7 +32,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from crossrank.worker.engine_core.processes import run_core, run_frontend
+from crossrank.worker.engine_core import metrics
+from crossrank.worker.engine_core.processes import ready_file, run_core, run_frontend
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -54,18 +55,15 @@ class Supervisor:
     def __init__(self, settings: WorkerSettings):
         self._spawn = multiprocessing.get_context("spawn")
         self._folder = Path(tempfile.mkdtemp(prefix="crossrank-core-"))
-        self.requests = f"ipc://{self._folder}/requests"
-        self.replies = f"ipc://{self._folder}/replies"
         self._ports = [_held_port(settings.host, settings.port)]
         if settings.http_port:
             self._ports.append(_held_port(settings.host, max(settings.http_port, 0)))
         self.port = self._ports[0].getsockname()[1]
         self.http_port = self._ports[1].getsockname()[1] if settings.http_port else 0
-        # The frontends serve on the chosen ports; the core alone serves metrics.
+        # The frontends serve on the chosen ports; this process serves the metrics of all (`metrics.py`).
         self.settings = dataclasses.replace(settings, port=self.port, http_port=self.http_port)
-        self._frontend_settings = dataclasses.replace(self.settings, metrics_port=0)
-        self._core_ready = self._spawn.Event()
-        self._frontend_ready = [self._spawn.Event() for _ in range(settings.frontends)]
+        self._core_ready = ready_file(self._folder, "core")
+        self._frontend_ready = [ready_file(self._folder, f"frontend-{i}") for i in range(settings.frontends)]
         self._core: BaseProcess | None = None
         self._frontends: list[BaseProcess | None] = [None] * settings.frontends
         self._core_deaths: deque[float] = deque()
@@ -73,21 +71,24 @@ class Supervisor:
 
     @property
     def ready(self) -> bool:
-        return self._core_ready.is_set() and all(e.is_set() for e in self._frontend_ready)
+        return self._core_ready.exists() and all(path.exists() for path in self._frontend_ready)
 
     def start(self) -> Supervisor:
+        if self.settings.metrics_port:
+            metrics.serve_public(self.settings.metrics_port, self._folder)
         self._start_core()
         for index in range(len(self._frontends)):
             self._start_frontend(index)
         return self
 
     def _start_core(self) -> None:
-        self._core_ready.clear()
-        self._core = self._start(run_core, "core", self.settings, self.requests, self.replies, self._core_ready)
+        self._core_ready.unlink(missing_ok=True)
+        metrics.forget(self._folder, "core")
+        self._core = self._start(run_core, "core", self.settings, self._folder)
 
     def _start_frontend(self, index: int) -> None:
-        self._frontends[index] = self._start(run_frontend, f"frontend-{index}", self._frontend_settings, index,
-                                             self.requests, self.replies, self._frontend_ready[index])
+        metrics.forget(self._folder, f"frontend-{index}")
+        self._frontends[index] = self._start(run_frontend, f"frontend-{index}", self.settings, index, self._folder)
 
     def _start(self, target: Any, name: str, *args: Any) -> BaseProcess:
         process = self._spawn.Process(target=target, name=f"crossrank-{name}", args=args, daemon=False)
@@ -100,7 +101,7 @@ class Supervisor:
         while not stop.wait(0.1):
             core = self._core
             if core is not None and not core.is_alive():
-                if core.exitcode == 3 and not self._core_ready.is_set():  # it could not load: no retry helps
+                if core.exitcode == 3 and not self._core_ready.exists():  # it could not load: no retry helps
                     self.failure = "the engine core could not load the model; see the log above"
                     return
                 now = time.monotonic()
@@ -115,7 +116,7 @@ class Supervisor:
                 self._start_core()
             for index, frontend in enumerate(self._frontends):
                 if frontend is not None and not frontend.is_alive():
-                    if frontend.exitcode == 3 and not self._frontend_ready[index].is_set():
+                    if frontend.exitcode == 3 and not self._frontend_ready[index].exists():
                         self.failure = f"frontend-{index} could not start; see the log above"
                         return
                     log.error("frontend-%d died (exit code %s); starting it again", index, frontend.exitcode)

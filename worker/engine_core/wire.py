@@ -1,8 +1,10 @@
 """What frontends and the engine core say to each other: zmq multipart frames, token arrays as raw buffers.
 
 Every message is a list of frames; the first two are a kind and a small JSON header (one per
-request, never one per pair), the rest are numpy arrays sent from their own memory, as vLLM's
-engine core does. Nothing is pickled.
+request, never one per pair), the rest are numpy arrays' raw buffers, as vLLM's engine core
+sends them. Nothing is pickled. Frames are sent by copy: a request's arrays are tens of KB, where
+a copy costs less than zmq's zero-copy bookkeeping (a garbage-collector thread per context);
+they are received without one, and read in place.
 
     frontend -> core (PUSH -> PULL)
       submit  {id, kind, priority, timeout, frontend, seq}  ids, type_ids (empty if none), offsets
