@@ -1,6 +1,6 @@
 """SIGTERM drains: requests in flight are answered (or refused with 503 / UNAVAILABLE, which
 clients retry), never a plain 500, and the process exits within the grace period even while
-a long tokenization runs."""
+a long tokenization runs: one process, and every frontend of `--frontends 2` (then the core)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ GRACE = 1.0
 
 
 @pytest.mark.slow
-def test_sigterm_answers_requests_in_flight_and_exits_within_the_grace_period(tiny_cross_encoder):
+@pytest.mark.parametrize("frontends", [0, 2])
+def test_sigterm_answers_requests_in_flight_and_exits_within_the_grace_period(tiny_cross_encoder, frontends):
     http_port = free_port()
     slow = ("--grace-seconds", str(GRACE), "--http-port", str(http_port), "--max-batch-pairs", "1",
-            "--max-batch-tokens", "128")
+            "--max-batch-tokens", "128", "--frontends", str(frontends))
     with serving_worker(tiny_cross_encoder, None, *slow) as worker:
         docs = [f"document number {i} " * 4 for i in range(1000)]
         statuses: list[int] = []
