@@ -96,7 +96,8 @@ def test_summary_numbers():
 def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     out = tmp_path / "bench"
     result = subprocess.run(crossrank_command("bench", "--quick", "--model", str(tiny_cross_encoder),
-                                              "--out", str(out)), capture_output=True, text=True, timeout=300)
+                                              "--frontends", "1", "--out", str(out)),
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((out / "report.json").read_text())
     assert set(report.REPORT_KEYS) <= set(data) and data["schema"] == report.SCHEMA
@@ -122,6 +123,7 @@ def test_quick_run_writes_json_and_plot(tiny_cross_encoder, tmp_path):
     ideal = 1 / host["t1_pairs_per_s"] + 1 / host["m1_pairs_per_s"]
     assert host["bound_pairs_per_s"] == pytest.approx(host["cores"] / ideal, rel=1e-3)
     assert host["worker_cpu_ms_per_pair"] == runs["e_stream_process"]["cpu_ms_per_pair"]
+    assert host["frontends"] == 1  # the worker process ran split: a frontend and an engine core
     lines = result.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("host path, "))
     assert all(len(line) <= 80 for line in lines[at:at + 3])

@@ -13,6 +13,7 @@ import itertools
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,26 +168,35 @@ def run_concurrent(address: str, workload: list[BenchQuery], concurrency: int, n
     return run
 
 
-def run_stream(address: str, workload: list[BenchQuery], in_flight: int, name: str = "d_stream") -> Run:
-    """(d) One RerankStream carrying every query, at most `in_flight` unanswered at a time.
+def run_stream(address: str, workload: list[BenchQuery], in_flight: int, name: str = "d_stream",
+               streams: int = 1) -> Run:
+    """(d) RerankStreams carrying every query, at most `in_flight` unanswered at a time in all.
 
-    Latency is from a request entering the stream to its response, which comes in completion order.
+    Latency is from a request entering a stream to its response, which comes in completion order.
+    `streams` > 1 splits the queries over that many streams, each on a connection of its own: how
+    a worker with several frontend processes (SO_REUSEPORT spreads connections) is fed.
     """
     sent: dict[str, float] = {}
     latencies: list[float] = [0.0] * len(workload)
     slots = threading.Semaphore(in_flight)
 
-    def requests():
-        for i, q in enumerate(workload):
-            slots.acquire()
-            sent[str(i)] = time.perf_counter()
-            yield _request(q, i)
+    def one_stream(indexes: list[int]) -> None:
+        def requests():
+            for i in indexes:
+                slots.acquire()
+                sent[str(i)] = time.perf_counter()
+                yield _request(workload[i], i)
+
+        with grpc.insecure_channel(address, _OPTIONS) as channel:
+            stub = pb_grpc.RerankerStub(channel)
+            for response in stub.RerankStream(requests(), timeout=_TIMEOUT_S):
+                latencies[int(response.request_id)] = time.perf_counter() - sent[response.request_id]
+                slots.release()
 
     with grpc.insecure_channel(address, _OPTIONS) as channel:
-        stub = pb_grpc.RerankerStub(channel)
-        stub.Info(pb.InfoRequest(), timeout=30)
-        clock = _Clock()
-        for response in stub.RerankStream(requests(), timeout=_TIMEOUT_S):
-            latencies[int(response.request_id)] = time.perf_counter() - sent[response.request_id]
-            slots.release()
-        return clock.run(name, latencies, in_flight)
+        pb_grpc.RerankerStub(channel).Info(pb.InfoRequest(), timeout=30)
+    clock = _Clock()
+    parts = [list(range(k, len(workload), streams)) for k in range(streams)]
+    with ThreadPoolExecutor(streams) as pool:
+        list(pool.map(one_stream, parts))
+    return clock.run(name, latencies, in_flight)

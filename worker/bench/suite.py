@@ -164,7 +164,9 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     with served_worker(_serve_args(cfg)) as worker:
         runners.run_stream(worker.address, workload[:4], cfg.concurrency)  # warm-up
         cpu_before = worker.cpu_seconds()
-        process_run = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process")
+        # With frontends, two connections each: SO_REUSEPORT spreads connections, not requests.
+        process_run = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process",
+                                         streams=2 * cfg.frontends or 1)
         process_run.cpu_s = worker.cpu_seconds() - cpu_before
 
     peaks = _peaks(placement.device, placement.dtype)
