@@ -3,17 +3,23 @@
 #   Here, once:            bash scripts/gpu-bench.sh prepare   (makes .gpu/: wheels, tokenizer, run-bench.sh)
 #   On the GPU machine:    bash scripts/gpu-bench.sh           (with .gpu/ copied along; results in $OUT)
 # Runs, each with (a), (p), (m), the one-core tokenizer rate, 1 and 32 clients and a stream:
-#   bge-reranker-v2-m3 shape at fp16 (128 queries, 16k-token / 256-pair batches), then the MiniLM-L6 shape.
+#   bge-reranker-v2-m3 shape at fp16 (128 queries, 16k-token / 256-pair batches), its worker-process row
+#   split into 4 frontends and an engine core; then the host path alone: the 1-layer tiny model on the
+#   GPU, whose model costs the host nothing, with the worker process at 1, 2, 4 and 8 frontends.
 set -euo pipefail
 if [ "${1:-}" = prepare ]; then
-  # psutil: the bench reads the CPU time of the worker it starts as its own process.
-  GPU_EXTRA_WHEELS="psutil==7.2.2 ${GPU_EXTRA_WHEELS:-}" exec bash ../shared/gpu/prepare.sh
+  # psutil: the bench reads the CPU time of the worker it starts as its own process; pyzmq: frontends and
+  # the engine core talk over ZeroMQ.
+  GPU_EXTRA_WHEELS="psutil==7.2.2 pyzmq==27.1.0 ${GPU_EXTRA_WHEELS:-}" exec bash ../shared/gpu/prepare.sh
 fi
 [ -f .gpu/run-bench.sh ] || { echo "no .gpu/: run 'bash scripts/gpu-bench.sh prepare' here first"; exit 1; }
 export OUT=${OUT:-$PWD/bench-out}
 GPU_CMD='
 timeout 200 crossrank bench --model bge-reranker-v2-m3 --device cuda --dtype fp16 --queries 128 \
-  --levels 1,32 --max-batch-tokens 16384 --max-batch-pairs 256 --out $OUT/bge-m3-fp16 2>$OUT/bge-m3.log
-timeout 80 crossrank bench --model minilm-l6 --device cuda --dtype auto --queries 128 \
-  --levels 1,32 --max-batch-tokens 16384 --max-batch-pairs 256 --out $OUT/minilm-l6 2>$OUT/minilm-l6.log
+  --levels 1,32 --max-batch-tokens 16384 --max-batch-pairs 256 --frontends 4 --out $OUT/bge-m3-fp16 \
+  2>$OUT/bge-m3.log
+for n in 1 2 4 8; do
+  timeout 45 crossrank bench --model tiny --device cuda --dtype fp16 --queries 64 --levels 1,32 \
+    --max-batch-tokens 16384 --max-batch-pairs 256 --frontends $n --out $OUT/tiny-f$n 2>$OUT/tiny-f$n.log
+done
 ' exec bash .gpu/run-bench.sh
