@@ -1,8 +1,9 @@
-"""Real kills under `crossrank serve --frontends 2`: a frontend, then the engine core, with `kill -9`.
+"""`crossrank serve --frontends 2` under real kills and cancellation.
 
-A killed frontend is started again and only its own calls fail, UNAVAILABLE, which the SDK
-retries; a killed core turns every frontend NOT_SERVING at once, a new core loads, and serving
-resumes with the same scores.
+A killed frontend (`kill -9`) is started again and only its own calls fail, UNAVAILABLE, which
+the SDK retries; a killed core turns every frontend NOT_SERVING at once, a new core loads, and
+serving resumes with the same scores. A call its caller cancels is dropped in the core too:
+nothing is scored for a caller that has gone.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import threading
 import time
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from prometheus_client.parser import text_string_to_metric_families
 from support.workers import serving_worker
 
 from crossrank.client import CrossrankClient
-from crossrank.common.net import health_status
+from crossrank.common.net import free_port, health_status
+from crossrank.protos import pb, pb_grpc
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +112,29 @@ def test_a_killed_core_turns_the_frontends_not_serving_then_a_new_core_serves(sp
     assert split_worker.proc.poll() is None
     log = split_worker.output()
     assert "the engine core died (exit code -9)" in log and "the engine core is gone: NOT_SERVING" in log
+
+
+def core_counter(metrics_url: str, family: str) -> float:
+    text = httpx.get(metrics_url, timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == family for s in f.samples
+               if s.name == f"{family}_total" and s.labels.get("process") == "core")
+
+
+def test_a_cancelled_call_is_dropped_in_the_core(tiny_cross_encoder):
+    metrics_port = free_port()
+    slow = ("--frontends", "2", "--metrics-port", str(metrics_port), "--max-batch-pairs", "1",
+            "--max-batch-tokens", "128")
+    with serving_worker(tiny_cross_encoder, None, *slow) as worker:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        docs = [f"document number {i} " * 4 for i in range(1000)]
+        warm_up = core_counter(url, "crossrank_pairs")
+        with grpc.insecure_channel(worker.address) as channel:
+            call = pb_grpc.RerankerStub(channel).Rerank.future(pb.RerankRequest(query="q", documents=docs),
+                                                              timeout=120)
+            wait_for(lambda: core_counter(url, "crossrank_pairs") > warm_up, 30, "the core scored nothing")
+            assert call.cancel()
+        wait_for(lambda: core_counter(url, "crossrank_dropped_pairs") > 0, 10, "the core dropped nothing")
+        time.sleep(0.5)  # the batches formed before the cancel arrived finish
+        scored = core_counter(url, "crossrank_pairs")
+        time.sleep(1.0)
+        assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)  # it stopped scoring them
