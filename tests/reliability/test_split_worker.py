@@ -2,8 +2,8 @@
 
 A killed frontend (`kill -9`) is started again and only its own calls fail, UNAVAILABLE, which
 the SDK retries; a killed core turns every frontend NOT_SERVING at once, a new core loads, and
-serving resumes with the same scores. A call its caller cancels is dropped in the core too:
-nothing is scored for a caller that has gone.
+serving resumes with the same scores. A call its caller cancels, or whose frontend dies, is
+dropped in the core too: nothing is scored for a caller that has gone.
 """
 
 from __future__ import annotations
@@ -138,3 +138,35 @@ def test_a_cancelled_call_is_dropped_in_the_core(tiny_cross_encoder):
         scored = core_counter(url, "crossrank_pairs")
         time.sleep(1.0)
         assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)  # it stopped scoring them
+
+
+def test_the_work_of_a_killed_frontend_is_dropped_in_the_core(tiny_cross_encoder):
+    import psutil
+
+    metrics_port = free_port()
+    slow = ("--frontends", "2", "--metrics-port", str(metrics_port), "--max-batch-pairs", "1",
+            "--max-batch-tokens", "128")
+    with serving_worker(tiny_cross_encoder, None, *slow) as worker:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        port = int(worker.address.rsplit(":", 1)[1])
+        docs = [f"document number {i} " * 4 for i in range(1000)]
+        warm_up = core_counter(url, "crossrank_pairs")
+        with grpc.insecure_channel(worker.address) as channel:
+            call = pb_grpc.RerankerStub(channel).Rerank.future(pb.RerankRequest(query="q", documents=docs),
+                                                              timeout=120)
+            wait_for(lambda: core_counter(url, "crossrank_pairs") > warm_up, 30, "the core scored nothing")
+            holders = [started_pid(worker, f"frontend-{i}") for i in range(2)]
+            # The frontend that holds this call's connection: the only client connection to the port.
+            (victim,) = [pid for pid in holders if any(
+                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                for c in psutil.Process(pid).net_connections())]
+            os.kill(victim, signal.SIGKILL)
+            with pytest.raises(grpc.RpcError) as ended:
+                call.result()
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+        wait_for(lambda: core_counter(url, "crossrank_dropped_pairs") > 0, 10, "the core dropped nothing")
+        time.sleep(0.5)  # the batches formed before the drop finish
+        scored = core_counter(url, "crossrank_pairs")
+        time.sleep(1.0)
+        assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)
+        assert "went silent; dropping their 1 requests" in worker.output()

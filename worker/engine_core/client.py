@@ -7,7 +7,7 @@ and the transports run the same code in a frontend as in one process. The counts
 last status plus what this frontend has sent since that status counted, so a burst is seen at
 once here; other frontends' bursts are seen within one status (a few ms).
 
-The core is gone when its status stops (`CORE_SILENCE`): every request waiting on it fails
+The core is gone when its status stops (`wire.SILENCE`): every request waiting on it fails
 UNAVAILABLE at once (clients retry), and the engine reports not ready until a core speaks again.
 """
 
@@ -28,8 +28,6 @@ from crossrank.worker.engine.batcher import QueueState, Ticket
 from crossrank.worker.engine_core import wire
 
 log = logging.getLogger(__name__)
-
-CORE_SILENCE = 1.0  # seconds without a status after which the core is taken for dead
 
 _ERRORS = {name: getattr(errors, name) for name in ("OverloadedError", "DeadlineError", "NotReadyError",
                                                      "NotServedError", "InvalidInputError", "CancelledError")}
@@ -106,7 +104,7 @@ class CoreClient:
 
     @property
     def alive(self) -> bool:
-        return self._heard > 0 and time.monotonic() - self._heard < CORE_SILENCE and bool(self._status.get("ready"))
+        return self._heard > 0 and time.monotonic() - self._heard < wire.SILENCE and bool(self._status.get("ready"))
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, Any]:
         """The core's info once its models are warm; raises what stopped it from loading."""
@@ -193,8 +191,13 @@ class CoreClient:
 
     def _receive_loop(self) -> None:
         was_alive = False
+        said = 0.0
         while not self._stopping.is_set():
-            if self._sub.poll(100):
+            if time.monotonic() - said >= wire.HEARTBEAT:  # so the core knows this frontend lives
+                with self._push_lock:
+                    self._push.send_multipart(wire.pack(wire.ALIVE, {"frontend": self.name}))
+                said = time.monotonic()
+            if self._sub.poll(int(wire.HEARTBEAT * 1000)):
                 while True:
                     try:
                         frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)

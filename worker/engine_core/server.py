@@ -6,7 +6,8 @@ and runs them: its tokenizer pool stays idle, since requests arrive as token arr
 receives (requests and cancels); replies go out from whichever engine thread finishes a request,
 under a lock, on the one PUB socket. The queue's state goes out every `STATUS_EVERY` seconds while
 requests arrive, and at least every `HEARTBEAT` seconds: frontends admit from it, and take its
-silence as the core's death.
+silence as the core's death. A frontend silent for `SILENCE` seconds has died: its queued work
+is dropped, since its callers have gone with it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import zmq
 
 from crossrank.worker.engine.batcher import Ticket
 from crossrank.worker.engine_core import wire
-from crossrank.worker.errors import CancelledError
+from crossrank.worker.errors import CancelledError, NotReadyError
 
 log = logging.getLogger(__name__)
 
 STATUS_EVERY = 0.005
-HEARTBEAT = 0.1
 
 
 class CoreServer:
@@ -42,6 +42,7 @@ class CoreServer:
         self._pub_lock = threading.Lock()
         self._tickets: dict[tuple[str, int], Ticket] = {}
         self._received: dict[str, int] = {}  # each frontend's last request seen, so it knows what is counted
+        self._heard: dict[str, float] = {}  # time.monotonic() each frontend last said anything
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="core-link", daemon=True)
 
@@ -72,12 +73,16 @@ class CoreServer:
                     self._handle(frames)
                     changed = True
             now = time.monotonic()
-            if now - last_status >= (STATUS_EVERY if changed else HEARTBEAT):
+            if now - last_status >= (STATUS_EVERY if changed else wire.HEARTBEAT):
                 self._publish_status()
                 last_status, changed = now, False
+                self._forget_silent(now)
 
     def _handle(self, frames: list[Any]) -> None:
         kind, head = frames[0].bytes, wire.header(frames)
+        self._heard[head["frontend"]] = time.monotonic()
+        if kind == wire.ALIVE:
+            return
         key = (head["frontend"], head["id"])
         if kind == wire.CANCEL:
             ticket = self._tickets.get(key)
@@ -94,6 +99,19 @@ class CoreServer:
             self.engine.queue(head["kind"]).submit(ticket)
         except Exception as exc:  # not loaded, or stopping: the request's answer, never the core's end
             ticket.fail(exc)
+
+    def _forget_silent(self, now: float) -> None:
+        """Cancel the work of frontends that have died (silent for `SILENCE` s): no one waits for it."""
+        gone = {name for name, heard in self._heard.items() if now - heard > wire.SILENCE}
+        if not gone:
+            return
+        for name in gone:
+            del self._heard[name]
+            self._received.pop(name, None)
+        dropped = [t for (name, _), t in list(self._tickets.items()) if name in gone]
+        log.warning("frontend(s) %s went silent; dropping their %d requests", ", ".join(sorted(gone)), len(dropped))
+        for ticket in dropped:  # answered, in case a frontend was only slow: its callers retry
+            ticket.fail(NotReadyError("the engine core lost this frontend; retry"))
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ they are received without one, and read in place.
     frontend -> core (PUSH -> PULL)
       submit  {id, kind, priority, timeout, frontend, seq}  ids, type_ids (empty if none), offsets
       cancel  {id, frontend}
+      alive   {frontend}                                    every HEARTBEAT s: a silent frontend's work is dropped
     core -> frontends (PUB -> SUB; the topic is the frontend's name, or b"status" for everyone)
       done    {id, started_ago, inference_s}                outputs (float32)
       failed  {id, error, message}
@@ -26,7 +27,12 @@ import numpy as np
 from crossrank.worker.engine.batcher import QueueState
 from crossrank.worker.engine.tokenizer import Tokens
 
-SUBMIT, CANCEL, DONE, FAILED, STATUS = b"submit", b"cancel", b"done", b"failed", b"status"
+HEARTBEAT = 0.1  # seconds between the core's status, and between a frontend's "alive", when nothing else is said
+# Seconds without a word after which the other side is taken for dead: long enough for a busy 2-core
+# machine, where a process can wait a second for a core.
+SILENCE = 2.0
+
+SUBMIT, CANCEL, ALIVE, DONE, FAILED, STATUS = b"submit", b"cancel", b"alive", b"done", b"failed", b"status"
 
 
 def header(frames: list[Any]) -> dict[str, Any]:
