@@ -27,7 +27,7 @@ from support.faults import (
     submit_and_wait_mid_job,
 )
 from support.pipeline import ChromaServer, Pipeline, start_celery, wait_for
-from support.workers import WorkerProcess
+from support.workers import WorkerProcess, serving_worker
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +115,21 @@ def test_a_grpc_worker_killed_and_restarted_mid_job(embedded, grpc_worker, tiny_
     grpc_worker.wait_serving()
     assert_exact(embedded, job_id)
     assert re.search(rf"job {job_id} chunk \d+ failed \((Unavailable|DeadlineExceeded)Error", embedded.celery.output())
+
+
+def test_an_engine_core_killed_mid_job_under_frontends(redis_server, tiny_cross_encoder, tiny_bi_encoder, tmp_path):
+    """`serve --frontends 2`: the core dies with `kill -9`, serve starts another, the job ends exact."""
+    with serving_worker(tiny_cross_encoder, tiny_bi_encoder, "--frontends", "2") as split:
+        p = Pipeline(pipeline_env(redis_server, split.address, tmp_path))
+        p.celery = start_celery(p.env, tmp_path)
+        try:
+            index_corpus(p)
+            job_id = submit_and_wait_mid_job(p)
+            os.kill(int(re.findall(r"started core \(pid (\d+)\)", split.output())[-1]), signal.SIGKILL)
+            assert_exact(p, job_id)
+        finally:
+            p.celery.stop()
+        assert "the engine core died (exit code -9)" in split.output()
 
 
 def test_a_chroma_server_killed_and_restarted_mid_job(redis_server, grpc_worker, tmp_path):
