@@ -10,8 +10,9 @@ import httpx
 from crossrank.client import CrossrankClient
 
 
-def log_entries(worker, request_id: str, timeout: float = 10) -> list[dict]:
-    """JSON lines for one request id; the worker's stderr also holds non-JSON lines (progress bars)."""
+def log_entries(worker, request_id: str, timeout: float = 10, messages: frozenset[str] = frozenset()) -> list[dict]:
+    """JSON lines for one request id, once they hold `messages` (lines are written as each part of the
+    call ends); the worker's stderr also holds non-JSON lines (progress bars)."""
     deadline = time.monotonic() + timeout
     while True:
         entries = []
@@ -20,7 +21,7 @@ def log_entries(worker, request_id: str, timeout: float = 10) -> list[dict]:
                 entry = json.loads(line)
                 if entry.get("request_id") == request_id:
                     entries.append(entry)
-        if entries or time.monotonic() > deadline:
+        if (entries and messages <= {e["msg"] for e in entries}) or time.monotonic() > deadline:
             return entries
         time.sleep(0.1)
 
@@ -38,7 +39,17 @@ def test_grpc_request_logged_with_its_id(observed_worker):
 def test_http_request_logged_with_its_id(observed_worker):
     httpx.post(f"{observed_worker.http_url}/rerank", json={"query": "q", "texts": ["a", "b"]},
                headers={"X-Request-Id": "obs-http-1"}, timeout=30)
-    entries = log_entries(observed_worker, "obs-http-1")
+    entries = log_entries(observed_worker, "obs-http-1", messages=frozenset({"rerank done", "http POST /rerank"}))
     messages = {e["msg"] for e in entries}
     assert {"rerank done", "http POST /rerank"} <= messages
     assert next(e for e in entries if e["msg"] == "http POST /rerank")["status"] == 200
+
+
+def test_every_line_names_its_process_when_split(observed_worker):
+    roles = [json.loads(line).get("role") for line in observed_worker.process.output().splitlines()
+             if line.startswith("{")]
+    assert roles
+    if observed_worker.frontends:
+        assert set(roles) == {"serve", "core", "frontend-0", "frontend-1"}
+    else:
+        assert set(roles) == {None}  # one process: nothing to tell apart
