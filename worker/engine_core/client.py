@@ -50,7 +50,6 @@ class CoreQueue:
     def __init__(self, client: CoreClient, kind: str):
         self.client = client
         self.kind = kind
-        self.seconds_per_pair: float | None = None  # unused here: the rate is the core's
 
     def submit(self, ticket: Ticket) -> Ticket:
         return self.client.submit(self.kind, ticket)
