@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -89,8 +90,7 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
     """
     role = f"frontend-{index}"
     stop = _child(role, settings)
-    import os
-
+    import torch
     from grpc_health.v1 import health_pb2
 
     from crossrank.worker.engine import Engine
@@ -99,9 +99,12 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
     from crossrank.worker.grpc.server import set_health
     from crossrank.worker.server import create_server
 
+    torch.set_num_threads(1)  # a frontend runs no model: no thread pool to keep
     ready = ready_file(folder, role)
     core = CoreClient(*addresses(folder), name=f"{role}-{os.getpid()}")
-    engine = Engine(dataclasses.replace(settings, metrics_port=0), core=core)
+    # The cores but one are the tokenizers' (as in one process), shared among the frontends.
+    tokenizers = settings.tokenizer_workers or max(1, (len(os.sched_getaffinity(0)) - 1) // settings.frontends)
+    engine = Engine(dataclasses.replace(settings, metrics_port=0, tokenizer_workers=tokenizers), core=core)
     if settings.metrics_port:
         serve_private(engine.metrics.registry, folder, role)
     if index > 0 or ready.exists():
@@ -132,7 +135,6 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
 def _exit() -> None:
     """End now: a handler thread inside a tokenizer call cannot be interrupted, and Python would wait for
     it at exit; everything it could still answer has been answered or refused by now (as `serve` does)."""
-    import os
     import sys
 
     logging.shutdown()
