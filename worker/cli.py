@@ -48,16 +48,36 @@ def configure_logging(level: str, json_logs: bool, role: str = "") -> None:
     logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 
+def _resolve_frontends(settings: WorkerSettings) -> tuple[WorkerSettings, str]:
+    """`--frontends auto` as a number, by the cores and the device, and why."""
+    import dataclasses
+
+    from crossrank.worker.engine_core.sizing import auto_frontends
+
+    on_gpu = settings.device.startswith("cuda")
+    if settings.device == "auto":
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+    count, why = auto_frontends(on_gpu, len(os.sched_getaffinity(0)))
+    return dataclasses.replace(settings, frontends=str(count)), why
+
+
 @click.command()
 @WorkerSettings.options()  # every field a flag; the command gets the validated `settings`
 @click.option("--verbose", is_flag=True, help="With an error that stops the worker, its traceback too.")
 def serve(verbose: bool, settings: WorkerSettings) -> None:
     """Serve crossrank.v1.Reranker on one device, with health, reflection and metrics."""
     let_idle_threads_sleep()
-    configure_logging(settings.log_level, settings.json_logs, role="serve" if settings.frontends else "")
+    chosen = ""
+    if settings.frontends == "auto":
+        settings, chosen = _resolve_frontends(settings)
+    configure_logging(settings.log_level, settings.json_logs, role="serve" if settings.frontend_count else "")
     log = logging.getLogger("crossrank.worker")
     log.info("settings: %s", settings.public())
-    if settings.frontends:
+    if chosen:
+        log.info("--frontends auto: %d (%s)", settings.frontend_count, chosen)
+    if settings.frontend_count:
         from crossrank.worker.engine_core.supervisor import serve_split
 
         code = serve_split(settings, lambda line: click.echo(line, err=True))

@@ -82,9 +82,10 @@ class WorkerSettings(Settings):
     tokenizer_workers: int = setting(
         0, "Threads tokenizing requests in parallel (the Rust tokenizer runs without the GIL); 0 = the "
         "available cores minus one, at least 1.")
-    frontends: int = setting(
-        0, "Frontend processes serving gRPC and HTTP on the same ports (tokenizing, admitting, ranking) beside one "
-        "engine-core process that owns the device and runs the batches; 0 = everything in one process.")
+    frontends: str = setting(
+        "0", "Frontend processes serving gRPC and HTTP on the same ports (tokenizing, admitting, ranking) beside "
+        "one engine-core process that owns the device and runs the batches; 0 = everything in one process; auto "
+        "= by the cores and the device (docs/deployment.md).")
     max_documents_per_request: int = setting(1000, "Documents (or pairs, or texts) per request at most.")
     max_characters_per_request: int = setting(2_000_000, "Characters of text per request at most.")
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message accepted or sent.")
@@ -139,8 +140,8 @@ class WorkerSettings(Settings):
             problems.append(f"max_query_share {self.max_query_share} must be between 0 and 1")
         if self.window_tokens < 8 or not 0 < self.window_stride <= self.window_tokens:
             problems.append("window_tokens must be >= 8 and 0 < window_stride <= window_tokens")
-        if self.frontends < 0:
-            problems.append(f"frontends {self.frontends} is negative; use 0 (one process) or more")
+        if self.frontends != "auto" and not self.frontends.isdigit():
+            problems.append(f"frontends {self.frontends!r} is not a number of processes (0 for one process) or auto")
         for name in ("max_batch_tokens", "max_batch_pairs", "tokenizer_workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 (auto) or positive")
@@ -160,6 +161,11 @@ class WorkerSettings(Settings):
         if problems:
             raise SettingsError("invalid worker settings: " + "; ".join(problems))
         return super().validate()
+
+    @property
+    def frontend_count(self) -> int:
+        """Frontend processes (0: one process); `auto` is resolved by `crossrank serve` before anything reads it."""
+        return 0 if self.frontends == "auto" else int(self.frontends)
 
     def batch_limits(self, on_gpu: bool) -> tuple[int, int]:
         """(max_batch_tokens, max_batch_pairs), with 0 resolved for the device."""

@@ -103,7 +103,7 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
     ready = ready_file(folder, role)
     core = CoreClient(*addresses(folder), name=f"{role}-{os.getpid()}")
     # The cores but one are the tokenizers' (as in one process), shared among the frontends.
-    tokenizers = settings.tokenizer_workers or max(1, (len(os.sched_getaffinity(0)) - 1) // settings.frontends)
+    tokenizers = settings.tokenizer_workers or max(1, (len(os.sched_getaffinity(0)) - 1) // settings.frontend_count)
     engine = Engine(dataclasses.replace(settings, metrics_port=0, tokenizer_workers=tokenizers), core=core)
     if settings.metrics_port:
         serve_private(engine.metrics.registry, folder, role)

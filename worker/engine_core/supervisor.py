@@ -63,9 +63,9 @@ class Supervisor:
         # The frontends serve on the chosen ports; this process serves the metrics of all (`metrics.py`).
         self.settings = dataclasses.replace(settings, port=self.port, http_port=self.http_port)
         self._core_ready = ready_file(self._folder, "core")
-        self._frontend_ready = [ready_file(self._folder, f"frontend-{i}") for i in range(settings.frontends)]
+        self._frontend_ready = [ready_file(self._folder, f"frontend-{i}") for i in range(settings.frontend_count)]
         self._core: BaseProcess | None = None
-        self._frontends: list[BaseProcess | None] = [None] * settings.frontends
+        self._frontends: list[BaseProcess | None] = [None] * settings.frontend_count
         self._core_deaths: deque[float] = deque()
         self.failure: str | None = None
 
@@ -151,14 +151,14 @@ def serve_split(settings: WorkerSettings, echo: Any) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     supervisor = Supervisor(settings).start()
-    log.info("engine core and %d frontends starting on port %d", settings.frontends, supervisor.port)
+    log.info("engine core and %d frontends starting on port %d", settings.frontend_count, supervisor.port)
     watcher = threading.Thread(target=supervisor.watch, args=(stop,), name="supervisor", daemon=True)
     watcher.start()
     while not stop.is_set() and watcher.is_alive() and not supervisor.ready:
         stop.wait(0.1)
     if supervisor.ready and not stop.is_set():
         http = f", http on port {supervisor.http_port}" if supervisor.http_port else ""
-        echo(f"crossrank worker ready on port {supervisor.port}{http} ({settings.frontends} frontends)")
+        echo(f"crossrank worker ready on port {supervisor.port}{http} ({settings.frontend_count} frontends)")
     while not stop.is_set() and watcher.is_alive():
         stop.wait(0.2)
     log.info("stopping (grace %.1fs)", settings.grace_seconds)

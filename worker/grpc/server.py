@@ -67,7 +67,7 @@ class GrpcServer:
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
                      # Frontends share the port; the kernel spreads the connections among them.
-                     *([("grpc.so_reuseport", 1)] if settings.frontends else [])],
+                     *([("grpc.so_reuseport", 1)] if settings.frontend_count else [])],
         )
         pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -40,7 +40,7 @@ class HttpGateway:
     """The gateway's server; `port` is the bound one. Serves TLS with the gRPC server's certificate."""
 
     def __init__(self, engine: Engine, settings: WorkerSettings, drain: Drain):
-        self._socket = _bind(settings.host, max(settings.http_port, 0), shared=settings.frontends > 0)
+        self._socket = _bind(settings.host, max(settings.http_port, 0), shared=settings.frontend_count > 0)
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(settings.tls_cert)
         config = uvicorn.Config(
