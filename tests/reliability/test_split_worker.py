@@ -120,53 +120,40 @@ def core_counter(metrics_url: str, family: str) -> float:
                if s.name == f"{family}_total" and s.labels.get("process") == "core")
 
 
-def test_a_cancelled_call_is_dropped_in_the_core(tiny_cross_encoder):
-    metrics_port = free_port()
-    slow = ("--frontends", "2", "--metrics-port", str(metrics_port), "--max-batch-pairs", "1",
-            "--max-batch-tokens", "128")
-    with serving_worker(tiny_cross_encoder, None, *slow) as worker:
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
-        docs = [f"document number {i} " * 4 for i in range(1000)]
-        warm_up = core_counter(url, "crossrank_pairs")
-        with grpc.insecure_channel(worker.address) as channel:
-            call = pb_grpc.RerankerStub(channel).Rerank.future(pb.RerankRequest(query="q", documents=docs),
-                                                              timeout=120)
-            wait_for(lambda: core_counter(url, "crossrank_pairs") > warm_up, 30, "the core scored nothing")
-            assert call.cancel()
-        wait_for(lambda: core_counter(url, "crossrank_dropped_pairs") > 0, 10, "the core dropped nothing")
-        time.sleep(0.5)  # the batches formed before the cancel arrived finish
-        scored = core_counter(url, "crossrank_pairs")
-        time.sleep(1.0)
-        assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)  # it stopped scoring them
-
-
-def test_the_work_of_a_killed_frontend_is_dropped_in_the_core(tiny_cross_encoder):
+def holder_of(worker, port: int) -> int:
+    """The frontend that holds the one client connection to `port`."""
     import psutil
 
+    holders = [started_pid(worker, f"frontend-{i}") for i in range(2)]
+    (pid,) = [pid for pid in holders if any(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                                            for c in psutil.Process(pid).net_connections())]
+    return pid
+
+
+@pytest.mark.parametrize("gone", ["cancelled", "frontend killed"])
+def test_work_whose_caller_has_gone_is_dropped_in_the_core(tiny_cross_encoder, gone):
     metrics_port = free_port()
     slow = ("--frontends", "2", "--metrics-port", str(metrics_port), "--max-batch-pairs", "1",
             "--max-batch-tokens", "128")
     with serving_worker(tiny_cross_encoder, None, *slow) as worker:
         url = f"http://127.0.0.1:{metrics_port}/metrics"
-        port = int(worker.address.rsplit(":", 1)[1])
         docs = [f"document number {i} " * 4 for i in range(1000)]
         warm_up = core_counter(url, "crossrank_pairs")
         with grpc.insecure_channel(worker.address) as channel:
             call = pb_grpc.RerankerStub(channel).Rerank.future(pb.RerankRequest(query="q", documents=docs),
                                                               timeout=120)
             wait_for(lambda: core_counter(url, "crossrank_pairs") > warm_up, 30, "the core scored nothing")
-            holders = [started_pid(worker, f"frontend-{i}") for i in range(2)]
-            # The frontend that holds this call's connection: the only client connection to the port.
-            (victim,) = [pid for pid in holders if any(
-                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
-                for c in psutil.Process(pid).net_connections())]
-            os.kill(victim, signal.SIGKILL)
-            with pytest.raises(grpc.RpcError) as ended:
-                call.result()
-            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+            if gone == "cancelled":
+                assert call.cancel()
+            else:
+                os.kill(holder_of(worker, int(worker.address.rsplit(":", 1)[1])), signal.SIGKILL)
+                with pytest.raises(grpc.RpcError) as ended:
+                    call.result()
+                assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
         wait_for(lambda: core_counter(url, "crossrank_dropped_pairs") > 0, 10, "the core dropped nothing")
         time.sleep(0.5)  # the batches formed before the drop finish
         scored = core_counter(url, "crossrank_pairs")
         time.sleep(1.0)
-        assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)
-        assert "went silent; dropping their 1 requests" in worker.output()
+        assert core_counter(url, "crossrank_pairs") == scored < warm_up + len(docs)  # it stopped scoring them
+        if gone == "frontend killed":
+            assert "went silent; dropping their 1 requests" in worker.output()
