@@ -67,8 +67,9 @@ def start_up_seconds(seconds: float) -> float:
     START_UP_BATCHES batches among the last few measured, and is gone after RATE_WINDOW real ones).
 
     What it can still get wrong: traffic of inputs longer than the start-up length is priced low for
-    its first batches; and a request that alone would take more than its deadline at this price is
-    refused until traffic has been measured, though the worker might have scored it in time.
+    its first batches; and a request that alone would take more than ADMIT_SHARE of its deadline at
+    this price is refused until traffic has been measured, though the worker might have scored it in
+    time (if all traffic is such requests, none is ever measured: nothing exempts an idle worker).
     """
     return START_UP_MARGIN * seconds
 

@@ -352,7 +352,7 @@ class Batcher:
         """Seconds until `extra_pairs` more inputs at `priority` would be computed, at the measured rate.
 
         Only work at the same or a more urgent priority is ahead of them (None: all work is);
-        None before any rate is measured.
+        None before any rate is measured or started (`start_rate`).
         """
         if self.seconds_per_pair is None:
             return None

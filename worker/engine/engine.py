@@ -226,7 +226,8 @@ class Engine:
         """Refuse at once (OverloadedError, RESOURCE_EXHAUSTED) what cannot be served in time.
 
         `pairs` inputs (documents, pairs or texts) would overflow the queue, or the estimated wait
-        for them, at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
+        for them, at the rate measured so far (warm-up's until traffic is measured), exceeds
+        `admission.ADMIT_SHARE` of `timeout` seconds (the time the request's deadline leaves).
         Both count only the work at `priority` or more urgent: less urgent work never delays it.
         """
         self._require_ready()
@@ -241,7 +242,7 @@ class Engine:
 
     def estimated_wait(self, pairs: int = 0, embed: bool = False, priority: int | None = None) -> float | None:
         """Seconds until `pairs` more inputs at `priority` (None: behind all work) would be scored at the
-        measured rate; None before any traffic."""
+        measured rate, counting those still in the tokenizers; None only before warm-up."""
         batcher = self._embed_batcher if embed else self._score_batcher
         if batcher is None:
             return None
