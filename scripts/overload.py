@@ -12,11 +12,24 @@ Bounded: every loop ends after --seconds of sending plus the deadline. Figures a
 as a Markdown table. Example (docs/reliability.md, "Overload"):
 
     python scripts/overload.py --model ../shared/models/crossrank-minilm-l6-weak
+
+`--clients N` runs the closed loop instead, from the moment the worker is up (no capacity
+probe first, so the first burst meets a worker that has seen no traffic): N clients each keep
+one Rerank of `--docs` documents in flight with a `--deadline`, send the next as soon as one
+is answered, and wait `--backoff` s after a refusal. It prints, as an 80-column table, what
+was admitted (not refused), completed (OK), dropped at the deadline (DEADLINE_EXCEEDED) and
+refused (RESOURCE_EXHAUSTED), and how long refusals took to arrive at p50 and p99. The
+scenario of issue 19, and a scaled-down run that takes about a minute:
+
+    python scripts/overload.py --clients 600 --docs 100 --deadline 30 --seconds 60
+    python scripts/overload.py --clients 200 --docs 100 --deadline 10 --seconds 30
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import math
 import os
 import re
 import socket
@@ -113,6 +126,88 @@ def level(stub, metrics_port: int, rate_pairs: float, docs: int, seconds: float,
             "goodput": answered / scored if scored else 0.0, "success": codes["OK"] / sent if sent else 0.0}
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of `values`; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+async def closed_loop(address: str, metrics_port: int, clients: int, docs: int, deadline: float, seconds: float,
+                      backoff: float) -> dict:
+    """`clients` callers, one request in flight each, for `seconds` of sending; their outcomes."""
+    before = pairs_scored(metrics_port)
+    codes: Counter[str] = Counter()
+    refusal_seconds: list[float] = []
+    lags: list[float] = []
+    requests = [pb.RerankRequest(query="what is rag", documents=documents(docs, seed)) for seed in range(16)]
+    channels = [grpc.aio.insecure_channel(address) for _ in range(8)]
+    start = time.perf_counter()
+
+    async def lag() -> None:
+        """How late this process's own event loop wakes: part of every latency measured here."""
+        while time.perf_counter() - start < seconds:
+            asked = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - asked - 0.01)
+
+    async def client(k: int) -> None:
+        stub = pb_grpc.RerankerStub(channels[k % len(channels)])
+        sent = 0
+        while time.perf_counter() - start < seconds:
+            request = requests[(k + sent) % len(requests)]
+            sent += 1
+            began = time.perf_counter()
+            try:
+                await stub.Rerank(request, timeout=deadline)
+                codes["OK"] += 1
+            except grpc.aio.AioRpcError as exc:
+                codes[exc.code().name] += 1
+                if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    refusal_seconds.append(time.perf_counter() - began)
+                    await asyncio.sleep(backoff)
+
+    try:
+        await asyncio.gather(lag(), *(client(k) for k in range(clients)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    elapsed = time.perf_counter() - start
+    await asyncio.sleep(2)  # let the worker finish (or drop) what was queued
+    return {"codes": codes, "refusals": refusal_seconds, "lags": lags, "seconds": elapsed,
+            "scored": pairs_scored(metrics_port) - before}
+
+
+def closed_loop_table(args, r: dict) -> str:
+    """The closed loop's outcomes as an 80-column table."""
+    c = r["codes"]
+    refused, completed, dropped = c["RESOURCE_EXHAUSTED"], c["OK"], c["DEADLINE_EXCEEDED"]
+    admitted = sum(c.values()) - refused
+    other = admitted - completed - dropped
+    share = f"{completed / admitted:.0%}" if admitted else "-"
+    rows = [
+        f"{args.clients} clients, {args.docs} documents a request, deadline {args.deadline:g} s, "
+        f"{args.seconds:g} s of sending",
+        f"completed pairs/s: {completed * args.docs / r['seconds']:.0f} over {r['seconds']:.0f} s",
+        "",
+        f"{'admitted':>9} {'completed':>10} {'(share)':>8} {'dropped at':>11} {'other':>6} "
+        f"{'refused':>8} {'refusal ms':>10} {'refusal ms':>10}",
+        f"{'':>9} {'':>10} {'':>8} {'deadline':>11} {'':>6} {'':>8} {'p50':>10} {'p99':>10}",
+        f"{admitted:>9} {completed:>10} {share:>8} {dropped:>11} {other:>6} {refused:>8} "
+        f"{percentile(r['refusals'], 50) * 1e3:>10.0f} {percentile(r['refusals'], 99) * 1e3:>10.0f}",
+    ]
+    answered = completed * args.docs
+    rows.append(f"pairs scored {r['scored']:.0f}, answered {answered}: {r['scored'] - answered:.0f} scored for "
+                "callers gone")
+    rows.append(f"the load generator's own event loop woke late by {percentile(r['lags'], 50) * 1e3:.0f} ms "
+                f"at p50, {percentile(r['lags'], 99) * 1e3:.0f} ms at p99 (part of the refusal times)")
+    if other:
+        rows.append("other: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())
+                                          if k not in ("OK", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")))
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.environ.get("CROSSRANK_MODEL", DEFAULT_MODEL))
@@ -120,10 +215,21 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20, help="Documents per request.")
     parser.add_argument("--seconds", type=float, default=20.0, help="Seconds of sending per level.")
     parser.add_argument("--deadline", type=float, default=0.0,
-                        help="Each request's deadline in seconds; 0 = 4x what one request takes at capacity.")
+                        help="Each request's deadline in seconds; 0 = 4x what one request takes at capacity "
+                        "(30 in the closed loop).")
+    parser.add_argument("--clients", type=int, default=0,
+                        help="Run the closed loop with this many clients instead of the open-loop levels.")
+    parser.add_argument("--backoff", type=float, default=1.0,
+                        help="Closed loop: seconds a client waits after a refusal before it sends again.")
     args = parser.parse_args()
     worker, address, metrics_port = start_worker(args)
     try:
+        if args.clients:
+            args.deadline = args.deadline or 30.0
+            result = asyncio.run(closed_loop(address, metrics_port, args.clients, args.docs, args.deadline,
+                                             args.seconds, args.backoff))
+            print(closed_loop_table(args, result), flush=True)
+            return
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.RerankerStub(channel)
             cap = capacity(stub, args.docs)

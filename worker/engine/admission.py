@@ -23,10 +23,55 @@ MIN_WINDOW_TOKENS = 32
 # English averages about 4 characters per token; assuming 6 keeps the window estimate low.
 CHARS_PER_TOKEN = 6
 
+# The deadline rule's rate before any traffic: warm-up times START_UP_BATCHES full batches, and an
+# input is priced at START_UP_MARGIN times what it cost there (see `start_up_seconds`).
+START_UP_BATCHES = 3
+START_UP_MARGIN = 2.0
+# Admitted work must fit this share of its deadline at the estimated rate; the rest is room for the
+# estimate's error, so that what is admitted almost always completes: the work ahead may run up to
+# 1.5x slower than estimated. Under issue 19's overload on a shared 2-core CPU the rate over the last
+# batches moved by 40% within seconds, and 3/4 let 8-9% of admitted requests be dropped. Under
+# overload the queue stays full either way: the share costs no throughput, only queue depth.
+# Queued work is dropped only when it would miss the whole deadline.
+ADMIT_SHARE = 2 / 3
+
 
 def estimated_windows(chars: int, window: int, stride: int) -> int:
     tokens = chars / CHARS_PER_TOKEN
     return 1 + max(0, math.ceil((tokens - window) / stride))
+
+
+def start_up_length(max_length: int, max_batch_tokens: int, max_batch_pairs: int) -> int:
+    """Tokens per input of the warm-up batches that measure the start-up rate: the longest inputs a batch
+    of `max_batch_pairs` holds within its token budget (128 on a CPU by default), so the batches are
+    full by both limits, as batches are when work queues."""
+    return max(1, min(max_length, max_batch_tokens // max_batch_pairs))
+
+
+def start_up_seconds(seconds: float) -> float:
+    """What warm-up's inputs are taken to cost from the start, before traffic is measured.
+
+    `seconds` is what warm-up's inputs took, in START_UP_BATCHES batches full by both limits
+    (`start_up_length`). Without it the first burst after a start was admitted up to the queue
+    limit with no wait estimate at all, and most of it then missed its deadline.
+
+    Per input, not per token, like the rate measured on traffic that replaces it: admission has to
+    price a request before it is tokenized, when all it knows is how many inputs it has (characters
+    guess tokens badly: a CJK character is a token, an English word 4 to 8 characters), and the
+    measured rate per input already carries the real mix of lengths and every cost the host pays per
+    input. Only this start-up value has to assume a length, and it errs on the safe side twice:
+    warm-up's inputs are as long as a full batch holds, and each is priced at START_UP_MARGIN times
+    its cost there, because warm-up runs the model with the host idle while under traffic the same
+    cores also decode, tokenize and answer (issue 19 measured that whole host path at 2.4x the cost
+    of tokenizer and a 1-layer model). Real batches then refine it (`Batcher.start_rate`: it weighs as
+    START_UP_BATCHES batches among the last few measured, and is gone after RATE_WINDOW real ones).
+
+    What it can still get wrong: traffic of inputs longer than the start-up length is priced low for
+    its first batches; and a request that alone would take more than ADMIT_SHARE of its deadline at
+    this price is refused while others are ahead of it, though the worker might have scored it in
+    time. With nothing ahead it is tried (`Admission.check_wait`), so an idle worker never refuses.
+    """
+    return START_UP_MARGIN * seconds
 
 
 class Admission:
@@ -111,9 +156,16 @@ class Admission:
                 f"queues full: {queued} pairs waiting at all priorities, this request adds {adding}, "
                 f"limit {limit}; retry with backoff or use another worker")
 
-    def check_wait(self, wait: float | None, queued: int, adding: int, timeout: float | None) -> None:
-        """The deadline rule: refused at once what the measured rate cannot score before `timeout` s."""
-        if wait is not None and timeout is not None and wait > timeout:
+    def check_wait(self, wait: float | None, queued: int, adding: int, timeout: float | None,
+                   alone: bool = False) -> None:
+        """The deadline rule: refused at once what the measured rate cannot score within ADMIT_SHARE of
+        `timeout` s, the time the request's deadline leaves.
+
+        A request with nothing ahead of it (`alone`) is tried whatever the estimate: refused, it would
+        leave an idle worker refusing such requests forever, since no batch would measure the rate
+        anew; and if it cannot finish, its deadline drops it before its inputs are computed.
+        """
+        if wait is not None and timeout is not None and not alone and wait > ADMIT_SHARE * timeout:
             raise OverloadedError(
                 f"estimated wait {wait:.1f}s for {queued} queued pairs and this request's {adding} exceeds "
-                f"its deadline of {timeout:.1f}s; retry with backoff or use another worker")
+                f"{ADMIT_SHARE:.0%} of its deadline of {timeout:.1f}s; retry with backoff or use another worker")

@@ -41,6 +41,11 @@ from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedErr
 
 log = logging.getLogger(__name__)
 
+# Batches the rate is measured over. One batch's time on a shared CPU moves by 2x from one batch to
+# the next; the estimate prices waits of many batches, which that noise averages out of, so it is
+# the ratio of the last few batches' seconds to their inputs, not the last batch's.
+RATE_WINDOW = 8
+
 class Runtime(Protocol):
     """A model as the scheduler sees it."""
 
@@ -222,7 +227,7 @@ class QueueState:
         """Seconds until `extra_pairs` more inputs at `priority` would be computed, at the measured rate.
 
         Only work at the same or a more urgent priority is ahead of them (None: all work is);
-        None before any rate is measured.
+        None before any rate is measured or started (`Batcher.start_rate`).
         """
         if self.seconds_per_pair is None:
             return None
@@ -329,7 +334,11 @@ class Batcher:
         self.observer: BatchObserver = observer or _Null()
         self.stages: StageObserver = stages or _Null()
         self.name = name
-        self.seconds_per_pair: float | None = None  # forward time per input in full batches, a moving average
+        # The last RATE_WINDOW measured batches' (seconds, inputs), and the seconds per input over them.
+        # Only the post thread changes them once traffic runs; readers see the float, replaced whole.
+        # Warm-up starts them (`start_rate`).
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
+        self._seconds_per_pair: float | None = None
         self._pending: dict[int, deque[_Entry]] = {}  # by priority, each in arrival order
         self._pending_pairs: Counter[int] = Counter()  # by priority
         # Inputs formed into batches and not yet scored: ahead of every queued request in time.
@@ -415,7 +424,12 @@ class Batcher:
             yield from self._pending[priority]
 
     def _purge(self, now: float) -> None:
-        """Drop queued requests no one will read: cancelled, past their deadline, or sure to miss it."""
+        """Drop queued requests no one will read: cancelled, past their deadline, or sure to miss it.
+
+        Sure to miss: at the measured rate, its inputs would finish after the whole deadline. Admission
+        wanted them done within ADMIT_SHARE of it at that rate, so an admitted request is dropped here
+        only when the rate gets that much worse (`admission.ADMIT_SHARE`).
+        """
         kept: dict[int, deque[_Entry]] = {}
         ahead = self._inflight_pairs
         for entry in self._in_order():
@@ -548,11 +562,38 @@ class Batcher:
         """
         if 2 * len(batch) < self.max_batch_pairs and 2 * batch.padded_tokens < self.max_batch_tokens:
             return
-        per_pair = seconds / len(batch)
-        # Weighted to the latest batches: on shared cores the rate moves, and a stale estimate admits
+        # Only the last few batches: on shared cores the rate moves, and a stale estimate admits
         # requests that then miss their deadlines.
-        self.seconds_per_pair = per_pair if self.seconds_per_pair is None else (
-            0.5 * self.seconds_per_pair + 0.5 * per_pair)
+        self._rate_window.append((seconds, len(batch)))
+        self._update_rates()
+
+    def _update_rates(self) -> None:
+        window = self._rate_window
+        self._seconds_per_pair = sum(s for s, _ in window) / max(1, sum(n for _, n in window))
+
+    @property
+    def seconds_per_pair(self) -> float | None:
+        """Seconds per input over the last RATE_WINDOW measured batches: what waits are estimated at."""
+        return self._seconds_per_pair
+
+    @seconds_per_pair.setter
+    def seconds_per_pair(self, value: float | None) -> None:
+        """As if measured: the window starts over from one input that took `value` s (None: no rate)."""
+        self._rate_window.clear()
+        if value is None:
+            self._seconds_per_pair = None
+        else:
+            self.start_rate(value, 1)
+
+    def start_rate(self, seconds: float, pairs: int) -> None:
+        """The rate before any traffic: `pairs` inputs took `seconds` (warm-up's, priced on the safe side).
+
+        It counts as those inputs among the last RATE_WINDOW batches, so real batches outweigh it as
+        they come and have pushed it out after RATE_WINDOW of them. Called before traffic only.
+        """
+        self._rate_window.clear()
+        self._rate_window.append((seconds, pairs))
+        self._update_rates()
 
     def _retire(self, batch: Batch) -> None:
         """A formed batch has left the pipeline: scored, failed or skipped."""

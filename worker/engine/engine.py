@@ -23,13 +23,18 @@ import numpy as np
 
 from crossrank.common.info import WorkerInfo
 from crossrank.worker import __version__
-from crossrank.worker.engine.admission import Admission
+from crossrank.worker.engine.admission import (
+    START_UP_BATCHES,
+    Admission,
+    start_up_length,
+    start_up_seconds,
+)
 from crossrank.worker.engine.batcher import Batcher, Ticket
 from crossrank.worker.engine.device import Placement, place
 from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
 from crossrank.worker.engine.stage_metrics import StageMetrics
-from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens
+from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens, keep_suffix
 from crossrank.worker.engine.tokenizer_pool import TokenizerPool
 from crossrank.worker.engine.types import (
     EmbedOutcome,
@@ -209,18 +214,40 @@ class Engine:
         self._pool.start([t.prepare_thread for t in tokenizers])
 
     def _warm_up(self) -> None:
-        # One short and one full-length batch, so kernels and allocator pools exist before traffic.
-        assert self.scorer and self._score_batcher
+        # One short and one full-length batch, so kernels and allocator pools exist before traffic; then
+        # a few full batches, whose rate admission starts from (never none: the first burst is priced too).
+        assert self.scorer and self._score_batcher and self.pair_tokenizer
         if self.core is not None:  # the core has warmed its models; one request checks the way there and back
             self._enqueue_rerank(RerankQuery("warm up", ["warm up"]), None).result(timeout=600)
             return
         for docs in (["warm up"], ["warm " * self.scorer.max_length] * 2):
             self._enqueue_rerank(RerankQuery("warm up", docs), None).result(timeout=600)
-        self._score_batcher.seconds_per_pair = None  # warm-up batches say nothing of the real rate
+        scorer = self.pair_tokenizer
+        self._start_up_rate(
+            self._score_batcher, self.scorer.max_length,
+            lambda n, words: scorer.encode("warm up", ["warm " * words] * n))
         if self._embed_batcher and self.embedder:
+            embedder = self.embedder.pair_tokenizer
             self._enqueue(self._embed_batcher, 1, None, 0,
-                          lambda: self.embedder.pair_tokenizer.encode_texts(["warm up"])).result(timeout=600)  # type: ignore[union-attr]
-            self._embed_batcher.seconds_per_pair = None
+                          lambda: embedder.encode_texts(["warm up"])).result(timeout=600)
+            self._start_up_rate(
+                self._embed_batcher, self.embedder.max_length,
+                lambda n, words: embedder.encode_texts(["warm " * words] * n))
+
+    def _start_up_rate(self, batcher: Batcher, max_length: int, encode: Callable[[int, int], Tokens]) -> None:
+        """The rate the deadline rule starts from (`admission.start_up_seconds`): START_UP_BATCHES
+        batches full by both limits, of inputs cut to `start_up_length` tokens."""
+        length = start_up_length(max_length, batcher.max_batch_tokens, batcher.max_batch_pairs)
+        n = START_UP_BATCHES * batcher.max_batch_pairs
+
+        def cut() -> Tokens:  # each input its first length - 1 tokens and its own last one (the end mark)
+            tokens = encode(n, length)
+            return keep_suffix(tokens, length, tokens.ids[tokens.offsets[1:2] - 1])
+
+        ticket = self._enqueue(batcher, n, None, 0, cut)
+        ticket.result(timeout=600)
+        assert ticket.started is not None and ticket.finished is not None
+        batcher.start_rate(start_up_seconds(ticket.finished - ticket.started), n)
 
     def stop(self) -> None:
         for batcher in (self._score_batcher, self._embed_batcher):
@@ -255,7 +282,8 @@ class Engine:
         """Refuse at once (OverloadedError, RESOURCE_EXHAUSTED) what cannot be served in time.
 
         `pairs` inputs (documents, pairs or texts) would overflow the queue, or the estimated wait
-        for them, at the rate measured so far, exceeds `timeout` seconds (the request's deadline).
+        for them, at the rate measured so far (warm-up's until traffic is measured), exceeds
+        `admission.ADMIT_SHARE` of `timeout` seconds (the time the request's deadline leaves).
         Both count only the work at `priority` or more urgent: less urgent work never delays it.
         """
         self._require_ready()
@@ -266,11 +294,12 @@ class Engine:
         self.admission.check_room(queued, pairs)
         self.admission.check_total(self._tokenizing_at(None) + batcher.pending_pairs(), pairs)
         self.admission.check_wait(self.estimated_wait(pairs, embed, priority), queued, pairs,
-                                  timeout if _deadline(timeout) is not None else None)
+                                  timeout if _deadline(timeout) is not None else None,
+                                  alone=self.estimated_wait(0, embed, priority) == 0)
 
     def estimated_wait(self, pairs: int = 0, embed: bool = False, priority: int | None = None) -> float | None:
         """Seconds until `pairs` more inputs at `priority` (None: behind all work) would be scored at the
-        measured rate; None before any traffic."""
+        measured rate, counting those still in the tokenizers; None only before warm-up."""
         batcher = self._embed_batcher if embed else self._score_batcher
         if batcher is None:
             return None
