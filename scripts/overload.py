@@ -69,7 +69,7 @@ def start_worker(args) -> tuple[subprocess.Popen, str, int]:
     crossrank = str(Path(sys.executable).with_name("crossrank"))
     command = [crossrank, "serve", "--host", "127.0.0.1", "--port", str(port),
                "--model", args.model, "--embed-model", "none", "--device", "cpu",
-               "--metrics-port", str(metrics_port), "--log-level", "WARNING"]
+               "--metrics-port", str(metrics_port), "--log-level", "WARNING", "--frontends", args.frontends]
     worker = subprocess.Popen(command, env=os.environ | {"HF_HUB_OFFLINE": "1"})
     address = f"127.0.0.1:{port}"
     stub = pb_grpc.RerankerStub(grpc.insecure_channel(address))
@@ -219,6 +219,7 @@ def main() -> None:
                         "(30 in the closed loop).")
     parser.add_argument("--clients", type=int, default=0,
                         help="Run the closed loop with this many clients instead of the open-loop levels.")
+    parser.add_argument("--frontends", default="0", help="The worker's `serve --frontends` (0: one process).")
     parser.add_argument("--backoff", type=float, default=1.0,
                         help="Closed loop: seconds a client waits after a refusal before it sends again.")
     args = parser.parse_args()
