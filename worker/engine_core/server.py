@@ -43,6 +43,7 @@ class CoreServer:
         self._tickets: dict[tuple[str, int], Ticket] = {}
         self._received: dict[str, int] = {}  # each frontend's last request seen, so it knows what is counted
         self._heard: dict[str, float] = {}  # time.monotonic() each frontend last said anything
+        self._info: dict[str, Any] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="core-link", daemon=True)
 
@@ -135,8 +136,9 @@ class CoreServer:
     def _publish_status(self) -> None:
         engine = self.engine
         error = engine.load_error
-        status = {"ready": engine.ready, "load_error": None if error is None else f"{error}",
-                  "info": engine.core_info() if engine.ready else None,
+        if self._info is None and engine.ready:
+            self._info = engine.core_info()  # fixed once the models are loaded
+        status = {"ready": engine.ready, "load_error": None if error is None else f"{error}", "info": self._info,
                   "queues": {kind: wire.queue_state_json(queue.state()) for kind, queue in engine.queues().items()},
                   "received": dict(self._received)}
         self._send([wire.STATUS, *wire.pack(wire.STATUS, status)])
