@@ -2,7 +2,8 @@
 
 Each variant is a `crossrank serve` process (another checkout's venv python, other environment
 variables, other flags); all start first, then every round drives each in turn with a
-RerankStream of AB_Q queries (default 64), or AB_CLIENTS concurrent unary clients, and prints
+RerankStream of AB_Q queries (default 64; AB_STREAMS streams on connections of their own, for
+workers with frontends), or AB_CLIENTS concurrent unary clients, and prints
 pairs/s and the CPU time of the worker's process tree per pair. Used for docs/benchmarks.md,
 "The host path":
 
@@ -23,6 +24,7 @@ from crossrank.worker.bench.workload import make_workload
 
 MODEL = os.path.expanduser(os.environ.get("AB_MODEL", "~/.cache/crossrank/bench/tiny"))
 CLIENTS = int(os.environ.get("AB_CLIENTS", "0"))
+STREAMS = int(os.environ.get("AB_STREAMS", "1"))
 
 
 def serve_args(variant: dict) -> list[str]:
@@ -47,7 +49,7 @@ def main() -> None:
             for name, worker in served.items():
                 before = worker.cpu_seconds()
                 run = (runners.run_concurrent(worker.address, workload, CLIENTS) if CLIENTS
-                       else runners.run_stream(worker.address, workload, 32))
+                       else runners.run_stream(worker.address, workload, 32, streams=STREAMS))
                 cpu = worker.cpu_seconds() - before
                 results[name].append((pairs / run.wall_s, cpu * 1e3 / pairs))
                 print(f"round {r} {name:<12} {pairs / run.wall_s:8.1f} pairs/s {cpu * 1e3 / pairs:7.3f} ms CPU/pair "
