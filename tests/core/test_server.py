@@ -34,6 +34,16 @@ def test_health_turns_serving_after_warm_up(tiny_cross_encoder):
         server.stop(0)
 
 
+def test_a_port_in_use_is_an_error_not_shared(tiny_cross_encoder):
+    """gRPC binds with SO_REUSEPORT by default: a second worker would silently take half the connections."""
+    first = create_server(worker_settings(tiny_cross_encoder), load=False)
+    try:
+        with pytest.raises(RuntimeError, match=f"could not bind 127.0.0.1:{first.port}"):
+            create_server(worker_settings(tiny_cross_encoder, port=first.port), load=False)
+    finally:
+        first.stop(0)
+
+
 def test_reflection_lists_the_service(worker):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 

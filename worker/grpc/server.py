@@ -66,8 +66,9 @@ class GrpcServer:
             migration_thread_pool=self._pool,
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
-                     # Frontends share the port; the kernel spreads the connections among them.
-                     *([("grpc.so_reuseport", 1)] if settings.frontend_count else [])],
+                     # Frontends share the port and the kernel spreads the connections among them; else a port
+                     # in use is an error (gRPC's default, SO_REUSEPORT, would share it with whoever holds it).
+                     ("grpc.so_reuseport", 1 if settings.frontend_count else 0)],
         )
         pb_grpc.add_RerankerServicer_to_server(RerankerServicer(engine, drain), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -76,9 +77,13 @@ class GrpcServer:
                                  server)
         address = f"{settings.host}:{settings.port}"
         credentials = _credentials(settings)
-        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        try:
+            port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        except RuntimeError:  # gRPC's says only "Failed to bind"
+            port = 0
         if port == 0:
-            raise RuntimeError(f"could not bind {address}")
+            raise RuntimeError(f"could not bind {address}: the port is in use, or not this host's; pick another "
+                               "with --port (0: any free one)")
         await server.start()
         log.info("listening on %s:%d (%s), loading %s", settings.host, port, "tls" if credentials else "plaintext",
                  settings.model)
