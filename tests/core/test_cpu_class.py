@@ -33,11 +33,15 @@ def test_auto_keeps_the_measured_choice_torch_and_bf16_where_native(flags, dtype
     assert ("no native bf16" in choice.reason) == (dtype == "fp32")
 
 
-def test_what_was_asked_is_kept_and_said():
+def test_what_was_asked_is_kept_and_said_beside_what_auto_would_pick():
     choice = choose(ZEN4, "openvino", "fp32", ALL)
-    assert (choice.backend, choice.dtype, choice.reason) == ("openvino", "fp32", "--dtype fp32")
+    assert (choice.backend, choice.dtype) == ("openvino", "fp32")
+    assert choice.reason.startswith("--dtype fp32 (auto: bf16 on CPU class avx512_bf16, native bf16")
+    assert "; --backend openvino (auto: torch on CPU class avx512_bf16, " in choice.reason
     choice = choose(ZEN3, "onnx-int8", "auto", ALL)
-    assert (choice.backend, choice.dtype) == ("onnx-int8", "fp32") and "--backend" not in choice.reason
+    assert (choice.backend, choice.dtype) == ("onnx-int8", "fp32")
+    assert choice.reason.startswith("auto: fp32 on CPU class AVX2, no native bf16")
+    assert "--backend onnx-int8 (auto: torch on CPU class AVX2, " in choice.reason
 
 
 def test_a_lossy_or_missing_backend_is_never_picked_by_auto():
