@@ -212,6 +212,16 @@ def test_accuracy_against_fp32(tiny_cross_encoder):
     assert modes["bf16"]["available"] and -1 <= modes["bf16"]["spearman"] <= 1
 
 
+def test_a_backend_measured_lossy_by_ndcg_is_lossy_in_the_accuracy_report(monkeypatch):
+    """openvino-int8 ranks at Spearman >= 0.99 but loses more than 0.005 NDCG@10 (settings.LOSSY_BACKENDS)."""
+    from crossrank.worker.bench import accuracy
+
+    monkeypatch.setattr(accuracy, "score_pairs", lambda *args, **kwargs: np.array([0.1, 0.5, 0.3]))
+    modes = accuracy.compare("model", [("q", "d")] * 3, ("fp32", "openvino", "openvino-int8"))
+    assert all(m["spearman"] == 1.0 for m in modes.values())
+    assert [m["lossy"] for m in modes.values()] == [False, False, True]
+
+
 def test_the_qwen3_reranker_shape_is_built_and_served_as_a_causal_reranker(tmp_path, monkeypatch):
     """The 0.6B shape's config as Qwen3-Reranker-0.6B's; the same build, scaled down, serves as predict scores."""
     import torch

@@ -55,6 +55,17 @@ def test_a_lossy_or_missing_backend_is_never_picked_by_auto():
     assert choose(ZEN3, "auto", "auto", ALL, rule).backend == "openvino"
 
 
+def test_the_int8_backends_measured_lossy_are_never_picked_by_auto():
+    """openvino-int8 keeps Spearman 0.991 but loses 0.0076 NDCG@10 on agentset-msmarco (bar 0.005); onnx-int8
+    ranks at Spearman 0.956 (docs/benchmarks.md, issue 27)."""
+    assert {"onnx-int8", "openvino-int8"} <= set(LOSSY_BACKENDS)
+    for lossy in ("onnx-int8", "openvino-int8"):
+        for flags in (SAPPHIRE_RAPIDS, ZEN4, CASCADE_LAKE, ZEN3):
+            rule = {cls: (lossy, dtype, "fast") for cls, (_, dtype, _) in RULE.items()}
+            choice = choose(flags, "auto", "auto", ALL, rule)
+            assert choice.backend == "torch" and f"{lossy} is lossy" in choice.reason
+
+
 def test_every_row_names_a_known_lossless_backend():
     for backend, dtype, why in RULE.values():
         assert backend in BACKENDS and backend != "auto" and backend not in LOSSY_BACKENDS
@@ -73,7 +84,7 @@ def test_help_marks_every_lossy_backend():
     from crossrank.worker.settings import WorkerSettings
 
     help_text = WorkerSettings.__dataclass_fields__["backend"].metadata["help"]
-    assert all(f"{backend} (Spearman {value})" in help_text for backend, value in LOSSY_BACKENDS.items())
+    assert all(f"{backend} ({value})" in help_text for backend, value in LOSSY_BACKENDS.items())
 
 
 def test_a_cpu_placement_resolves_auto_and_says_why():
