@@ -33,11 +33,15 @@ def test_auto_keeps_the_measured_choice_torch_and_bf16_where_native(flags, dtype
     assert ("no native bf16" in choice.reason) == (dtype == "fp32")
 
 
-def test_what_was_asked_is_kept_and_said():
+def test_what_was_asked_is_kept_and_said_beside_what_auto_would_pick():
     choice = choose(ZEN4, "openvino", "fp32", ALL)
-    assert (choice.backend, choice.dtype, choice.reason) == ("openvino", "fp32", "--dtype fp32")
+    assert (choice.backend, choice.dtype) == ("openvino", "fp32")
+    assert choice.reason.startswith("--dtype fp32 (auto: bf16 on CPU class avx512_bf16, native bf16")
+    assert "; --backend openvino (auto: torch on CPU class avx512_bf16, " in choice.reason
     choice = choose(ZEN3, "onnx-int8", "auto", ALL)
-    assert (choice.backend, choice.dtype) == ("onnx-int8", "fp32") and "--backend" not in choice.reason
+    assert (choice.backend, choice.dtype) == ("onnx-int8", "fp32")
+    assert choice.reason.startswith("auto: fp32 on CPU class AVX2, no native bf16")
+    assert "--backend onnx-int8 (auto: torch on CPU class AVX2, " in choice.reason
 
 
 def test_a_lossy_or_missing_backend_is_never_picked_by_auto():
@@ -49,6 +53,17 @@ def test_a_lossy_or_missing_backend_is_never_picked_by_auto():
     assert choose(ZEN3, "auto", "auto", ("torch",), rule).backend == "torch"
     assert "openvino is not installed" in choose(ZEN3, "auto", "auto", ("torch",), rule).reason
     assert choose(ZEN3, "auto", "auto", ALL, rule).backend == "openvino"
+
+
+def test_the_int8_backends_measured_lossy_are_never_picked_by_auto():
+    """openvino-int8 keeps Spearman 0.991 but loses 0.0076 NDCG@10 on agentset-msmarco (bar 0.005); onnx-int8
+    ranks at Spearman 0.956 (docs/benchmarks.md, issue 27)."""
+    assert {"onnx-int8", "openvino-int8"} <= set(LOSSY_BACKENDS)
+    for lossy in ("onnx-int8", "openvino-int8"):
+        for flags in (SAPPHIRE_RAPIDS, ZEN4, CASCADE_LAKE, ZEN3):
+            rule = {cls: (lossy, dtype, "fast") for cls, (_, dtype, _) in RULE.items()}
+            choice = choose(flags, "auto", "auto", ALL, rule)
+            assert choice.backend == "torch" and f"{lossy} is lossy" in choice.reason
 
 
 def test_every_row_names_a_known_lossless_backend():
@@ -69,7 +84,7 @@ def test_help_marks_every_lossy_backend():
     from crossrank.worker.settings import WorkerSettings
 
     help_text = WorkerSettings.__dataclass_fields__["backend"].metadata["help"]
-    assert all(f"{backend} (Spearman {value})" in help_text for backend, value in LOSSY_BACKENDS.items())
+    assert all(f"{backend} ({value})" in help_text for backend, value in LOSSY_BACKENDS.items())
 
 
 def test_a_cpu_placement_resolves_auto_and_says_why():

@@ -28,8 +28,8 @@ def _echo_summary(result: dict) -> None:
     click.echo(f"{'run':<17}{'pairs/s':>9}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
                f"{'x (a)':>7}{'MFU':>7}{'MFU/bf16':>9}{'cpu':>6}")
     runs = result["runs"]
-    rows = [runs[k] for k in ("a_predict", "p_query", "p_sorted", "tokenizer_1_core", "m_model_only")]
-    rows += [runs[k] for k in ("m_model_1_thread",) if k in runs]
+    rows = [runs[k] for k in ("a_predict", "p_query", "p_sorted", "p_sorted_fp32", "st_openvino", "st_onnx",
+                              "tokenizer_1_core", "m_model_only", "m_model_1_thread") if k in runs]
     for r in [*rows, *result["sweep"], runs["d_stream"], runs["e_stream_process"]]:
         bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
         click.echo(f"{r['name']:<17}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}"
@@ -46,8 +46,14 @@ def _echo_summary(result: dict) -> None:
                    f"{h['bound_pairs_per_s']:.0f} pairs/s, ideal {h['ideal_cpu_ms_per_pair']:.3f} ms CPU/pair\n"
                    f"  worker {h['worker_pairs_per_s']:.0f} pairs/s ({h['vs_bound']:.2f}x bound), "
                    f"{h['worker_cpu_ms_per_pair']:.3f} ms CPU/pair")
+    for name, reason in result["peers_unavailable"].items():
+        click.echo(f"peer {name}: not run ({reason})")
+    cpu = result["cpu"]
+    click.echo(f"CPU class {cpu['class']} ({', '.join(cpu['flags']) or 'none of the flags read'}):\n"
+               f"  auto picks {cpu['auto']['backend']} {cpu['auto']['dtype']}: {cpu['auto']['reason']}\n"
+               f"  served {cpu['serving']['backend']} {cpu['serving']['dtype']}: {cpu['serving']['reason']}")
     for name, t in result["targets"].items():
-        verdict = "not measured here" if t["met"] is None else "met" if t["met"] else "NOT met"
+        verdict = t.get("note", "not measured here") if t["met"] is None else "met" if t["met"] else "NOT met"
         click.echo(f"target {name}: {t['value']} (target {t['target']}) {verdict}")
     for mode, acc in result.get("accuracy", {}).get("modes", {}).items():
         if acc["available"]:

@@ -16,7 +16,7 @@ SCHEMA = "crossrank.bench/1"
 RUN_KEYS = ("name", "concurrency", "wall_s", "pairs", "tokens", "pairs_per_s", "tokens_per_s", "p50_ms", "p95_ms",
             "p99_ms", "ratio_vs_a", "mfu", "mfu_vs_bf16_peak", "cpu_use", "cpu_ms_per_pair", "padding")
 REPORT_KEYS = ("schema", "date", "machine", "config", "model", "workload", "peaks_flops", "runs", "sweep",
-               "targets")
+               "cpu", "peers_unavailable", "targets")
 
 
 def summarize(run: Run, pairs: int, tokens: int, flops: float, peak: float, bf16_peak: float | None,
@@ -56,11 +56,23 @@ def machine() -> dict[str, Any]:
         names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
         flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
         info["cpu"] = names[0] if names else platform.processor()
-        info["cpu_flags"] = sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f", "avx2")))
+        info["cpu_flags"] = sorted(f for f in flags if f.startswith(
+            ("avx512_bf16", "amx", "avx512f", "avx2", "avx512_vnni", "avx_vnni")))
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = f"{props.name}, {props.total_memory / 2**30:.1f} GiB"
     return info
+
+
+def cpu_choice(backend: str, dtype: str, reason: str) -> dict[str, Any]:
+    """This CPU's class, what `--backend auto --dtype auto` picks on it and why, and what the run served with."""
+    from crossrank.worker.engine.cpu_class import NATIVE_BF16, choose, cpu_flags, installed_backends
+
+    flags = cpu_flags()
+    auto = choose(flags, "auto", "auto", installed_backends())
+    return {"class": auto.cpu_class, "flags": sorted(flags), "native_bf16": auto.cpu_class in NATIVE_BF16,
+            "auto": {"backend": auto.backend, "dtype": auto.dtype, "reason": auto.reason},
+            "serving": {"backend": backend, "dtype": dtype, "reason": reason}}
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

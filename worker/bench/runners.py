@@ -1,5 +1,6 @@
-"""The ways of scoring the same workload: (a) in-process predict, (p) the peer at the serving dtype,
-(m) the worker's model alone, (b) unary, (c) concurrent, (d) stream; and one core's tokenizer rate.
+"""The ways of scoring the same workload: (a) in-process predict, (p) the peers (sentence-transformers at
+the serving dtype, at fp32, and through its own ONNX and OpenVINO backends), (m) the worker's model alone,
+(b) unary, (c) concurrent, (d) stream; and one core's tokenizer rate.
 
 Each returns a Run: the wall time of the whole workload, every request's latency, and the
 process's CPU time over the run (process CPU seconds / wall = cores kept busy). The
@@ -50,17 +51,21 @@ class _Clock:
 
 
 def run_predict(model_path: str, workload: list[BenchQuery], device: str, batch_size: int = 32,
-                dtype: torch.dtype | None = None, one_call: bool = False, name: str = "a_predict") -> Run:
+                dtype: torch.dtype | None = None, one_call: bool = False, name: str = "a_predict",
+                backend: str = "torch") -> Run:
     """(a) Plain sentence-transformers: one CrossEncoder.predict per query, batch_size 32 (its default), fp32.
 
     sentence-transformers 6.x already sorts one call's pairs by length, so this baseline
     pads only within a query; what it cannot do is share batches across queries. With `dtype`
     it is (p), the peer at the worker's precision (weights stored in it), per query or, with
-    `one_call`, every pair in one sorted call.
+    `one_call`, every pair in one sorted call. With `backend` ("onnx", "openvino") it is
+    sentence-transformers' own export of the model through optimum, which raises when optimum's
+    backend package is not installed.
     """
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(model_path, device=device, model_kwargs={"dtype": dtype} if dtype else {})
+    model = CrossEncoder(model_path, device=device, backend=backend,
+                         model_kwargs={"dtype": dtype} if dtype else {})
     model.predict([(workload[0].query, d) for d in workload[0].documents[:batch_size]],
                   batch_size=batch_size, show_progress_bar=False)  # warm-up, like the worker's
     calls = [[(q.query, d) for q in workload for d in q.documents]] if one_call else [

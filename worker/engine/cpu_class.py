@@ -57,16 +57,17 @@ def choose(
     """The backend and dtype to serve at on a CPU with `flags`, given what was asked and what is installed."""
     cls = cpu_class(flags)
     rule_backend, rule_dtype, why = rule[cls]
-    if dtype == "auto":
-        native = f"native bf16 ({cls})" if cls in NATIVE_BF16 else "no native bf16 (AMX or avx512_bf16)"
-        reasons = [f"auto: {rule_dtype} on CPU class {cls}, {native}"]
-    else:
-        reasons = [f"--dtype {dtype}"]
-    if backend == "auto":
-        if rule_backend in LOSSY_BACKENDS or rule_backend not in installed:
-            why = f"{rule_backend} is {'lossy' if rule_backend in LOSSY_BACKENDS else 'not installed'}"
-            rule_backend = "torch"
-        reasons.append(f"--backend auto: {rule_backend} on CPU class {cls}, {why}")
+    if rule_backend in LOSSY_BACKENDS or rule_backend not in installed:
+        why = f"{rule_backend} is {'lossy' if rule_backend in LOSSY_BACKENDS else 'not installed'}"
+        rule_backend = "torch"
+    native = f"native bf16 ({cls})" if cls in NATIVE_BF16 else "no native bf16 (AMX or avx512_bf16)"
+    auto_dtype = f"{rule_dtype} on CPU class {cls}, {native}"
+    auto_backend = f"{rule_backend} on CPU class {cls}, {why}"
+    # What was asked first; an explicit choice still says what auto would have picked on this CPU, and why.
+    reasons = [f"auto: {auto_dtype}" if dtype == "auto" else f"--dtype {dtype} (auto: {auto_dtype})"]
+    reasons.append(
+        f"--backend auto: {auto_backend}" if backend == "auto" else f"--backend {backend} (auto: {auto_backend})"
+    )
     return Choice(
         cls,
         rule_backend if backend == "auto" else backend,
