@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 from pathlib import Path
 
 import click
@@ -24,6 +25,17 @@ def _default_data() -> Path | None:
     return None
 
 
+def _echo(text: str) -> None:
+    """Each line of `text` wrapped to 80 columns, its continuation indented under it."""
+    for line in text.split("\n"):
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        click.echo(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False))
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}" if value >= 10 else f"{value:.1%}"  # the tokenizer's row is thousands of %: keep 7 wide
+
+
 def _echo_summary(result: dict) -> None:
     click.echo(f"{'run':<17}{'pairs/s':>9}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
                f"{'x (a)':>7}{'MFU':>7}{'MFU/bf16':>9}{'cpu':>6}")
@@ -31,9 +43,9 @@ def _echo_summary(result: dict) -> None:
     rows = [runs[k] for k in ("a_predict", "p_query", "p_sorted", "p_sorted_fp32", "st_openvino", "st_onnx",
                               "tokenizer_1_core", "m_model_only", "m_model_1_thread") if k in runs]
     for r in [*rows, *result["sweep"], runs["d_stream"], runs["e_stream_process"]]:
-        bf16 = f"{r['mfu_vs_bf16_peak']:.1%}" if r["mfu_vs_bf16_peak"] is not None else "-"
+        bf16 = _percent(r["mfu_vs_bf16_peak"]) if r["mfu_vs_bf16_peak"] is not None else "-"
         click.echo(f"{r['name']:<17}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}"
-                   f"{r['p99_ms']:>8.0f}{r['ratio_vs_a']:>7.2f}{r['mfu']:>7.1%}{bf16:>9}{r['cpu_use']:>6.2f}")
+                   f"{r['p99_ms']:>8.0f}{r['ratio_vs_a']:>7.2f}{_percent(r['mfu']):>7}{bf16:>9}{r['cpu_use']:>6.2f}")
     padded = [(r["name"], r["padding"]) for r in (runs["m_model_only"], *result["sweep"], runs["d_stream"])
               if r.get("padding") is not None]
     if padded:  # real tokens over padded ones: what the batches' shapes cost a compute-bound device
@@ -47,14 +59,14 @@ def _echo_summary(result: dict) -> None:
                    f"  worker {h['worker_pairs_per_s']:.0f} pairs/s ({h['vs_bound']:.2f}x bound), "
                    f"{h['worker_cpu_ms_per_pair']:.3f} ms CPU/pair")
     for name, reason in result["peers_unavailable"].items():
-        click.echo(f"peer {name}: not run ({reason})")
+        _echo(f"peer {name}: not run ({reason})")
     cpu = result["cpu"]
-    click.echo(f"CPU class {cpu['class']} ({', '.join(cpu['flags']) or 'none of the flags read'}):\n"
+    _echo(f"CPU class {cpu['class']} ({', '.join(cpu['flags']) or 'none of the flags read'}):\n"
                f"  auto picks {cpu['auto']['backend']} {cpu['auto']['dtype']}: {cpu['auto']['reason']}\n"
                f"  served {cpu['serving']['backend']} {cpu['serving']['dtype']}: {cpu['serving']['reason']}")
     for name, t in result["targets"].items():
         verdict = t.get("note", "not measured here") if t["met"] is None else "met" if t["met"] else "NOT met"
-        click.echo(f"target {name}: {t['value']} (target {t['target']}) {verdict}")
+        _echo(f"target {name}: {t['value']} (target {t['target']}) {verdict}")
     for mode, acc in result.get("accuracy", {}).get("modes", {}).items():
         if acc["available"]:
             click.echo(f"accuracy {mode}: spearman {acc['spearman']:.5f}, max |score diff| "

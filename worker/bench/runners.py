@@ -115,8 +115,16 @@ def run_model_only(runtime, workload: list[BenchQuery], max_tokens: int, max_pai
     batches = sorted_batches(runtime, workload, max_tokens, max_pairs)
     collated = [runtime.collate(b) for b in batches]
     runtime.fetch(runtime.forward(collated[-1]))  # warm-up at the longest shape
+    # On a GPU every batch is launched before the first is fetched. Elsewhere each is fetched before the
+    # next starts: OpenVINO's `forward` waits for an idle infer request, which only a fetch gives back.
+    on_gpu = getattr(getattr(runtime, "placement", None), "device", None) is not None and \
+        runtime.placement.device.type == "cuda"
     clock = _Clock()
-    outputs = [runtime.forward(features) for features in collated]  # on a GPU, launches only
+    outputs: list[Any] = []
+    for features in collated:
+        outputs.append(runtime.forward(features))
+        if not on_gpu:
+            runtime.fetch(outputs.pop())
     for output in outputs:
         runtime.fetch(output)
     run = clock.run(name, [], 1)
