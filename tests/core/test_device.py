@@ -7,7 +7,8 @@ import torch
 def test_dtype_auto_says_what_it_picked_and_why():
     from crossrank.worker.engine.device import native_bf16, resolve_dtype
 
-    assert resolve_dtype("fp32", torch.device("cpu")) == (torch.float32, "--dtype fp32")
+    dtype, reason = resolve_dtype("fp32", torch.device("cpu"))
+    assert dtype == torch.float32 and reason.startswith("--dtype fp32 (auto: ")  # asked, and what auto would pick
     assert resolve_dtype("auto", torch.device("cuda")) == (torch.float16, "auto: fp16 on a GPU")
     dtype, reason = resolve_dtype("auto", torch.device("cpu"))
     if native_bf16():

@@ -49,7 +49,7 @@ def _echo_summary(result: dict) -> None:
     padded = [(r["name"], r["padding"]) for r in (runs["m_model_only"], *result["sweep"], runs["d_stream"])
               if r.get("padding") is not None]
     if padded:  # real tokens over padded ones: what the batches' shapes cost a compute-bound device
-        click.echo("padding efficiency: " + ", ".join(f"{name} {value:.2f}" for name, value in padded))
+        _echo("padding efficiency: " + ", ".join(f"{name} {value:.2f}" for name, value in padded))
     host = result.get("host")
     if host:  # the worker's own process: its CPU per pair against the tokenizer's and the model's
         h = host
