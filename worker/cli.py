@@ -52,13 +52,11 @@ def _resolve_frontends(settings: WorkerSettings) -> tuple[WorkerSettings, str]:
     """`--frontends auto` as a number, by the cores and the device, and why."""
     import dataclasses
 
+    from crossrank.worker.engine.device import resolve_device
     from crossrank.worker.engine_core.sizing import auto_frontends
 
-    on_gpu = settings.device.startswith("cuda")
-    if settings.device == "auto":
-        import torch
-
-        on_gpu = torch.cuda.is_available()
+    on_gpu = settings.device.startswith("cuda") or (settings.device == "auto" and
+                                                    resolve_device("auto").type == "cuda")
     count, why = auto_frontends(on_gpu, len(os.sched_getaffinity(0)))
     return dataclasses.replace(settings, frontends=str(count)), why
 

@@ -290,12 +290,14 @@ class Engine:
         batcher = self._embed_batcher if embed else self._score_batcher
         if batcher is None:
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")
-        queued = self._tokenizing_at(priority) + batcher.pending_pairs(priority)
+        state = batcher.state()  # one read of the queue (under its lock) for every rule below
+        tokenizing = self._tokenizing_at(priority)
+        queued = tokenizing + state.pending_pairs(priority)
         self.admission.check_room(queued, pairs)
-        self.admission.check_total(self._tokenizing_at(None) + batcher.pending_pairs(), pairs)
-        self.admission.check_wait(self.estimated_wait(pairs, embed, priority), queued, pairs,
+        self.admission.check_total(self._tokenizing_at(None) + state.pending_pairs(), pairs)
+        self.admission.check_wait(state.estimated_wait(tokenizing + pairs, priority), queued, pairs,
                                   timeout if _deadline(timeout) is not None else None,
-                                  alone=self.estimated_wait(0, embed, priority) == 0)
+                                  alone=queued + state.inflight == 0)
 
     def estimated_wait(self, pairs: int = 0, embed: bool = False, priority: int | None = None) -> float | None:
         """Seconds until `pairs` more inputs at `priority` (None: behind all work) would be scored at the
