@@ -7,7 +7,8 @@ query, and one `RerankStream` carrying every query's candidates, so the worker b
 
 A job's calls carry its bulk `priority`; the worker refuses those first when it is full
 (RESOURCE_EXHAUSTED), so the queries it refused are sent again, alone, after a backoff, until the
-client's timeout: under live load a job slows down rather than failing its queries.
+client's timeout: under live load a job slows down rather than failing its queries. So are queries
+that met a restarting engine core (UNAVAILABLE on the query, `serve --frontends`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,19 @@ from dataclasses import dataclass, field
 
 from chromadb.api.models.Collection import Collection
 
-from crossrank.client import CrossrankClient, CrossrankError, OverloadedError, RerankRequest, backoff
+from crossrank.client import (
+    CrossrankClient,
+    CrossrankError,
+    OverloadedError,
+    RerankRequest,
+    UnavailableError,
+    backoff,
+)
 
 log = logging.getLogger(__name__)
+
+# A query's error that means "not now": sent again after a backoff, within the client's timeout.
+NOT_NOW = (OverloadedError, UnavailableError)
 
 
 @dataclass(frozen=True)
@@ -84,8 +95,8 @@ class TwoStageRetriever:
             refused = []
             for response in self.client.stream(sending, timeout=self.client.timeout):
                 i = position[response.request_id]
-                if isinstance(response.error, OverloadedError) and time.monotonic() < give_up:
-                    refused.append(requests[i])
+                if isinstance(response.error, NOT_NOW) and time.monotonic() < give_up:
+                    refused.append((requests[i], response.error))
                     continue
                 if response.error is not None:
                     results[i] = SearchResult(queries[i], [], error=response.error)
@@ -96,9 +107,10 @@ class TwoStageRetriever:
                     on_result(results[i])
             if not refused:
                 break
-            sending = refused
+            sending = [request for request, _ in refused]
             pause = backoff(attempt, initial=0.1, maximum=5.0)
-            log.info("worker full: %d queries refused at priority %d; sending them again in %.1fs", len(refused),
+            why = "worker full" if all(isinstance(e, OverloadedError) for _, e in refused) else "worker restarting"
+            log.info("%s: %d queries refused at priority %d; sending them again in %.1fs", why, len(refused),
                      self.priority, pause)
             time.sleep(pause)
         return results

@@ -35,6 +35,7 @@ from crossrank.client import (
     InvalidRequestError,
     NotServedError,
     OverloadedError,
+    UnavailableError,
     backoff,
 )
 from crossrank.pipeline.bookkeeping import INFRASTRUCTURE_ERRORS, ChunkProgress, owning
@@ -52,6 +53,9 @@ log = logging.getLogger("crossrank.pipeline")
 # Retrying these cannot help: record the chunk as failed at once.
 PERMANENT_ERRORS = (CollectionNotFound, AuthenticationError, InvalidRequestError, NotServedError, ValueError,
                     TypeError, KeyError)
+# A query that met these in a stream is retried with its whole chunk: the worker refused it for now
+# (full queue), or its engine core restarted under it. Other per-query errors are the query's own.
+RETRY_CHUNK_ERRORS = (OverloadedError, UnavailableError)
 
 
 @dataclass
@@ -161,9 +165,9 @@ def rerank_queries(r: Resources, chunk: RerankChunk) -> dict:
     found = retriever.search_many([q.text for q in chunk.queries], chunk.initial_k, chunk.top_k,
                                   with_embeddings=True, request_ids=[f"{chunk.job_id}/{q.id}" for q in chunk.queries],
                                   on_result=ChunkProgress(r.jobs, chunk))
-    overloaded = next((q.error for q in found if isinstance(q.error, OverloadedError)), None)
-    if overloaded is not None:  # refused until the client's timeout: the chunk is retried later, as a whole
-        raise overloaded
+    transient = next((q.error for q in found if isinstance(q.error, RETRY_CHUNK_ERRORS)), None)
+    if transient is not None:  # the chunk is retried later, as a whole; its records' ids are stable
+        raise transient
     records, errors, pairs = ResultRecords(), [], 0
     for query, result in zip(chunk.queries, found, strict=True):
         if result.error is not None:

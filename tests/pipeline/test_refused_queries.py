@@ -16,6 +16,7 @@ from crossrank.pipeline.search import TwoStageRetriever
 from crossrank.pipeline.settings import PipelineSettings
 from crossrank.pipeline.store import open_chroma, open_collection
 from crossrank.worker.engine import RerankQuery
+from crossrank.worker.errors import NotReadyError
 
 PASSAGES = [f"passage {i} about the capital of france and its river" for i in range(8)]
 
@@ -74,3 +75,34 @@ def test_a_refused_bulk_query_is_sent_again_and_ranked(tiny_cross_encoder, tiny_
     [result] = found
     assert result.error is None and [h.rank for h in result.hits] == [1, 2, 3]
     assert {h.passage_id for h in result.hits} <= set(ids)
+
+
+def test_a_query_whose_engine_core_restarted_is_sent_again(tiny_cross_encoder, tiny_bi_encoder, tmp_path, caplog):
+    """A split worker answers a query UNAVAILABLE when its engine core dies under it (`CoreQueue`): a job's
+    retriever sends that query again, as it does a refused one, instead of counting it failed."""
+    chroma = open_chroma(PipelineSettings(chroma_path=str(tmp_path / "chroma")))
+    collection = open_collection(chroma, "restarted", create=True)
+    with (
+        worker_in_process(tiny_cross_encoder, tiny_bi_encoder) as server,
+        CrossrankClient(server.address, timeout=60) as client,
+    ):
+        ids = [f"p{i}" for i in range(len(PASSAGES))]
+        collection.add(ids=ids, embeddings=client.embed(PASSAGES).embeddings, documents=PASSAGES,
+                       metadatas=[{"doc_id": i} for i in ids])
+        batcher = server.engine._score_batcher
+        submit, failed = batcher.submit, []
+
+        def core_stops_once(ticket):
+            if failed:
+                return submit(ticket)
+            failed.append(ticket)
+            ticket.fail(NotReadyError("the engine core stopped; retry shortly"))  # as CoreQueue fails it
+            return ticket
+
+        batcher.submit = core_stops_once
+        with caplog.at_level(logging.INFO, logger="crossrank.pipeline.search"):
+            [result] = TwoStageRetriever(client, collection, priority=10).search_many(
+                ["capital of france"], initial_k=8, top_k=3)
+    assert len(failed) == 1
+    assert "worker restarting: 1 queries refused at priority 10" in caplog.text
+    assert result.error is None and [h.rank for h in result.hits] == [1, 2, 3]
