@@ -23,6 +23,11 @@ scenario of issue 19, and a scaled-down run that takes about a minute:
 
     python scripts/overload.py --clients 600 --docs 100 --deadline 30 --seconds 60
     python scripts/overload.py --clients 200 --docs 100 --deadline 10 --seconds 30
+
+By default every client sends its first request at the same instant, a herd. `--ramp S` starts them
+evenly over S seconds instead, as load tools' spawn rate does. `--floor` runs the same clients, in the
+same run, against `scripts/refusing_server.py`, a gRPC server that refuses every call at once: its
+refusal times are what the load generator, gRPC and this machine cost before any worker does anything.
 """
 
 from __future__ import annotations
@@ -134,12 +139,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-async def closed_loop(address: str, metrics_port: int, clients: int, docs: int, deadline: float, seconds: float,
-                      backoff: float) -> dict:
-    """`clients` callers, one request in flight each, for `seconds` of sending; their outcomes."""
-    before = pairs_scored(metrics_port)
+async def closed_loop(address: str, metrics_port: int | None, clients: int, docs: int, deadline: float,
+                      seconds: float, backoff: float, ramp: float = 0.0) -> dict:
+    """`clients` callers, one request in flight each, for `seconds` of sending; their outcomes. Client k
+    starts `ramp * k / clients` s in; `metrics_port` None: no worker's counters to read."""
+    before = pairs_scored(metrics_port) if metrics_port else 0.0
     codes: Counter[str] = Counter()
     refusal_seconds: list[float] = []
+    first_second: list[float] = []  # refusals of requests sent in the first second: a herd's
     lags: list[float] = []
     requests = [pb.RerankRequest(query="what is rag", documents=documents(docs, seed)) for seed in range(16)]
     channels = [grpc.aio.insecure_channel(address) for _ in range(8)]
@@ -155,6 +162,7 @@ async def closed_loop(address: str, metrics_port: int, clients: int, docs: int, 
     async def client(k: int) -> None:
         stub = pb_grpc.RerankerStub(channels[k % len(channels)])
         sent = 0
+        await asyncio.sleep(ramp * k / clients)
         while time.perf_counter() - start < seconds:
             request = requests[(k + sent) % len(requests)]
             sent += 1
@@ -166,6 +174,8 @@ async def closed_loop(address: str, metrics_port: int, clients: int, docs: int, 
                 codes[exc.code().name] += 1
                 if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
                     refusal_seconds.append(time.perf_counter() - began)
+                    if began - start < 1.0:
+                        first_second.append(refusal_seconds[-1])
                     await asyncio.sleep(backoff)
 
     try:
@@ -175,8 +185,23 @@ async def closed_loop(address: str, metrics_port: int, clients: int, docs: int, 
             await channel.close()
     elapsed = time.perf_counter() - start
     await asyncio.sleep(2)  # let the worker finish (or drop) what was queued
-    return {"codes": codes, "refusals": refusal_seconds, "lags": lags, "seconds": elapsed,
-            "scored": pairs_scored(metrics_port) - before}
+    return {"codes": codes, "refusals": refusal_seconds, "first_second": first_second, "lags": lags,
+            "seconds": elapsed, "scored": (pairs_scored(metrics_port) - before) if metrics_port else 0.0}
+
+
+def refusal_floor(args) -> dict:
+    """The closed loop against `refusing_server.py`, started as its own process like the worker."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("refusing_server.py")), str(port)])
+    try:
+        address = f"127.0.0.1:{port}"
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        return asyncio.run(closed_loop(address, None, args.clients, args.docs, args.deadline, args.seconds,
+                                       args.backoff, args.ramp))
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def closed_loop_table(args, r: dict) -> str:
@@ -186,9 +211,10 @@ def closed_loop_table(args, r: dict) -> str:
     admitted = sum(c.values()) - refused
     other = admitted - completed - dropped
     share = f"{completed / admitted:.0%}" if admitted else "-"
+    start = f"starting over {args.ramp:g} s" if args.ramp else "all starting at once"
     rows = [
-        f"{args.clients} clients, {args.docs} documents a request, deadline {args.deadline:g} s, "
-        f"{args.seconds:g} s of sending",
+        f"{args.clients} clients, {start}, {args.docs} documents a request,",
+        f"deadline {args.deadline:g} s, {args.seconds:g} s of sending",
         f"completed pairs/s: {completed * args.docs / r['seconds']:.0f} over {r['seconds']:.0f} s",
         "",
         f"{'admitted':>9} {'completed':>10} {'(share)':>8} {'dropped at':>11} {'other':>6} "
@@ -200,8 +226,15 @@ def closed_loop_table(args, r: dict) -> str:
     answered = completed * args.docs
     rows.append(f"pairs scored {r['scored']:.0f}, answered {answered}: {r['scored'] - answered:.0f} scored for "
                 "callers gone")
-    rows.append(f"the load generator's own event loop woke late by {percentile(r['lags'], 50) * 1e3:.0f} ms "
-                f"at p50, {percentile(r['lags'], 99) * 1e3:.0f} ms at p99 (part of the refusal times)")
+    rows.append(f"refusals of the requests sent in the first second: p99 "
+                f"{percentile(r['first_second'], 99) * 1e3:.0f} ms")
+    rows.append(f"the load generator's loop woke late: p50 {percentile(r['lags'], 50) * 1e3:.0f} ms, "
+                f"p99 {percentile(r['lags'], 99) * 1e3:.0f} ms (part of refusal times)")
+    if "floor" in r:
+        f = r["floor"]
+        rows.append("floor, the same clients against a gRPC server that refuses at once:")
+        rows.append(f"  refusal p50 {percentile(f['refusals'], 50) * 1e3:.0f} ms, "
+                    f"p99 {percentile(f['refusals'], 99) * 1e3:.0f} ms")
     if other:
         rows.append("other: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())
                                           if k not in ("OK", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")))
@@ -222,13 +255,21 @@ def main() -> None:
     parser.add_argument("--frontends", default="0", help="The worker's `serve --frontends` (0: one process).")
     parser.add_argument("--backoff", type=float, default=1.0,
                         help="Closed loop: seconds a client waits after a refusal before it sends again.")
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="Closed loop: start the clients evenly over this many seconds (0: all at once).")
+    parser.add_argument("--floor", action="store_true",
+                        help="Closed loop: then run the same clients against a server that refuses at once.")
     args = parser.parse_args()
     worker, address, metrics_port = start_worker(args)
     try:
         if args.clients:
             args.deadline = args.deadline or 30.0
             result = asyncio.run(closed_loop(address, metrics_port, args.clients, args.docs, args.deadline,
-                                             args.seconds, args.backoff))
+                                             args.seconds, args.backoff, args.ramp))
+            if args.floor:
+                worker.terminate()
+                worker.wait(30)
+                result["floor"] = refusal_floor(args)
             print(closed_loop_table(args, result), flush=True)
             return
         with grpc.insecure_channel(address) as channel:

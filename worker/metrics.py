@@ -23,6 +23,9 @@ class WorkerMetrics:
         r = self.registry
         self.requests = Counter("crossrank_requests", "RPCs by method and status code", ["method", "code"],
                                 registry=r)
+        # From the handler's start to its status: a refusal's time on the worker, what overload must keep short.
+        self.request_seconds = Histogram("crossrank_request_seconds", "RPC time in the worker, by method and "
+                                         "status code", ["method", "code"], buckets=_SECONDS_BUCKETS, registry=r)
         self.pairs = Counter("crossrank_pairs", "Model inputs scored or embedded", ["model"], registry=r)
         self.tokens = Counter("crossrank_tokens", "Tokens fed to the model, without padding", ["model"],
                               registry=r)

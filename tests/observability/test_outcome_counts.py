@@ -27,9 +27,13 @@ def slow_worker(tiny_cross_encoder):
     server.stop(0)
 
 
-def _count(server, method: str, code: str) -> float:
-    return server.engine.metrics.registry.get_sample_value(
-        "crossrank_requests_total", {"method": method, "code": code}) or 0.0
+def _count(server, method: str, code: str, name: str = "crossrank_requests_total") -> float:
+    return server.engine.metrics.registry.get_sample_value(name, {"method": method, "code": code}) or 0.0
+
+
+def _timed(server, method: str, code: str) -> float:
+    """Calls of this outcome in the time histogram: every call that reached the handlers."""
+    return _count(server, method, code, "crossrank_request_seconds_count")
 
 
 def _stub(channel: grpc.Channel):
@@ -82,10 +86,12 @@ def test_a_cancel_is_counted_and_logged_as_one_info_line(slow_worker, caplog):
     (pb.RerankRequest(query="q", documents=["a"]), AUTH, "OK"),
 ], ids=["invalid", "unauthenticated", "ok"])
 def test_each_outcome_is_counted(slow_worker, request_, metadata, code):
-    before = _count(slow_worker, "Rerank", code)
+    before, timed = _count(slow_worker, "Rerank", code), _timed(slow_worker, "Rerank", code)
     with grpc.insecure_channel(slow_worker.address) as channel:
         try:
             _stub(channel).Rerank(request_, timeout=30, metadata=metadata)
         except grpc.RpcError as exc:
             assert exc.code().name == code
     assert _wait_for_count(slow_worker, "Rerank", code, before + 1) == before + 1
+    # Refused before the handlers (no token), a call is counted but not timed.
+    assert _timed(slow_worker, "Rerank", code) == timed + (code != "UNAUTHENTICATED")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -69,14 +70,18 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not handler_call_details.method.startswith(_RERANKER):
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
-        count = self.metrics.requests
+        metrics = self.metrics
 
-        def gone(context) -> None:
+        def counted(code: grpc.StatusCode, started: float) -> None:
+            metrics.requests.labels(method, code.name).inc()
+            metrics.request_seconds.labels(method, code.name).observe(time.perf_counter() - started)
+
+        def gone(context, started: float) -> None:
             code = _gone(context)
             log.info("%s ended: %s", method, code.name.lower().replace("_", " "))
-            count.labels(method, code.name).inc()
+            counted(code, started)
 
-        async def fail(exc: BaseException, context) -> None:
+        async def fail(exc: BaseException, context, started: float) -> None:
             exc = self.drain.reported(exc)
             code = status_of(exc)
             if code is grpc.StatusCode.CANCELLED:  # the caller is still here: the engine's wait hit the deadline
@@ -85,20 +90,21 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("%s failed", method, exc_info=exc)
             elif code in _CALLER_GONE:
                 log.info("%s ended: %s", method, code.name.lower().replace("_", " "))
-            count.labels(method, code.name).inc()
+            counted(code, started)
             await context.abort(code, message_of(exc))
 
         @contextlib.asynccontextmanager
         async def outcome(context) -> AsyncIterator[None]:
-            """One call's outcome, counted once: OK, the caller gone, or the error's status."""
+            """One call's outcome, counted and timed once: OK, the caller gone, or the error's status."""
+            started = time.perf_counter()
             try:
                 yield
             except asyncio.CancelledError:
-                gone(context)
+                gone(context, started)
                 raise
             except Exception as exc:
-                await fail(exc, context)
-            count.labels(method, "OK").inc()
+                await fail(exc, context, started)
+            counted(grpc.StatusCode.OK, started)
 
         def wrap(behavior, streams):
             if streams:
