@@ -69,6 +69,23 @@ def pairs_scored(metrics_port: int) -> float:
     return sum(float(v) for v in re.findall(r"^crossrank_pairs_total\{[^}]*\} (\S+)$", text, re.M))
 
 
+def refusal_buckets(metrics_port: int) -> dict[float, float]:
+    """The worker's histogram of its refusals' time (all processes summed): upper bound -> calls."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    buckets: Counter[float] = Counter()
+    for labels, value in re.findall(r"^crossrank_request_seconds_bucket\{([^}]*)\} (\S+)$", text, re.M):
+        if 'code="RESOURCE_EXHAUSTED"' in labels and 'method="Rerank"' in labels:
+            buckets[float(re.search(r'le="([^"]+)"', labels).group(1))] += float(value)
+    return dict(buckets)
+
+
+def bucket_percentile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the histogram bucket that holds the q-th percentile of what came between."""
+    counts = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = counts.get(math.inf, 0.0)
+    return next((le for le, n in counts.items() if total and n >= q / 100 * total), math.nan)
+
+
 def start_worker(args) -> tuple[subprocess.Popen, str, int]:
     port, metrics_port = free_port(), free_port()
     crossrank = str(Path(sys.executable).with_name("crossrank"))
@@ -144,6 +161,7 @@ async def closed_loop(address: str, metrics_port: int | None, clients: int, docs
     """`clients` callers, one request in flight each, for `seconds` of sending; their outcomes. Client k
     starts `ramp * k / clients` s in; `metrics_port` None: no worker's counters to read."""
     before = pairs_scored(metrics_port) if metrics_port else 0.0
+    buckets = refusal_buckets(metrics_port) if metrics_port else {}
     codes: Counter[str] = Counter()
     refusal_seconds: list[float] = []
     first_second: list[float] = []  # refusals of requests sent in the first second: a herd's
@@ -186,7 +204,8 @@ async def closed_loop(address: str, metrics_port: int | None, clients: int, docs
     elapsed = time.perf_counter() - start
     await asyncio.sleep(2)  # let the worker finish (or drop) what was queued
     return {"codes": codes, "refusals": refusal_seconds, "first_second": first_second, "lags": lags,
-            "seconds": elapsed, "scored": (pairs_scored(metrics_port) - before) if metrics_port else 0.0}
+            "seconds": elapsed, "scored": (pairs_scored(metrics_port) - before) if metrics_port else 0.0,
+            "worker_p99": bucket_percentile(buckets, refusal_buckets(metrics_port), 99) if metrics_port else None}
 
 
 def refusal_floor(args) -> dict:
@@ -228,6 +247,8 @@ def closed_loop_table(args, r: dict) -> str:
                 "callers gone")
     rows.append(f"refusals of the requests sent in the first second: p99 "
                 f"{percentile(r['first_second'], 99) * 1e3:.0f} ms")
+    rows.append(f"time in the worker per refusal (crossrank_request_seconds): p99 <= "
+                f"{r['worker_p99'] * 1e3:g} ms")
     rows.append(f"the load generator's loop woke late: p50 {percentile(r['lags'], 50) * 1e3:.0f} ms, "
                 f"p99 {percentile(r['lags'], 99) * 1e3:.0f} ms (part of refusal times)")
     if "floor" in r:
