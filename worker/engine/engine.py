@@ -46,6 +46,7 @@ from crossrank.worker.engine.types import (
     Usage,
 )
 from crossrank.worker.errors import NotReadyError, NotServedError, OverloadedError
+from crossrank.worker.gc_heap import freeze_startup_heap, thaw_heap
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import check_model_sources
 from crossrank.worker.settings import WorkerSettings
@@ -146,6 +147,7 @@ class Engine:
             self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend, self.scorer.max_length,
             self.tokenizer_workers, time.perf_counter() - t0,
         )
+        freeze_startup_heap()
         self._ready.set()
 
     def _load_models(self) -> None:
@@ -255,6 +257,7 @@ class Engine:
                 batcher.stop()
         if self._pool is not None:
             self._pool.shutdown()
+        thaw_heap()
 
     def _completed(self, kind: str, model: str, request_id: str, ticket: Ticket) -> Usage:
         """A finished request's usage, recorded once: the queue-time histograms and one log line."""
