@@ -107,6 +107,22 @@ def test_a_bad_batch_fails_alone_and_frees_its_request(tiny_cross_encoder, oracl
     assert_allclose(_score_in_flight(runtime, pairs), oracle.predict(pairs, activation_fn=_identity()), atol=1e-4)
 
 
+def test_one_thread_compile_scores_alike_and_gives_the_served_model_back(tiny_cross_encoder, oracle, cache):
+    """The bench's M1 on OpenVINO: the same model on one thread, then the served model again."""
+    runtime = _runtime(tiny_cross_encoder, cache)
+    served = runtime.openvino.compiled
+    pairs = [(QUERY, d) for d in DOCS]
+    expected = oracle.predict(pairs, activation_fn=_identity())
+    launched = runtime.forward(runtime.collate(next(_batches(runtime, pairs, len(pairs)))))
+    with runtime.openvino.on_one_thread():
+        assert int(runtime.openvino.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+        assert_allclose(_score_in_flight(runtime, pairs), expected, atol=1e-4)
+    # A batch started before the swap goes back to the served model's idle requests.
+    assert_allclose(runtime.fetch(launched), expected, atol=1e-4)
+    assert runtime.openvino.compiled is served
+    assert_allclose(_score_in_flight(runtime, pairs), expected, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def openvino_worker(tiny_cross_encoder, cache):
     from support.workers import worker_settings

@@ -13,6 +13,7 @@ use gRPC over loopback like any other client, so requests pay the full serialisa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -67,12 +68,15 @@ def _serve_args(cfg: BenchConfig) -> list[str]:
             "--frontends", str(cfg.frontends)]
 
 
-def _one_thread(measure: Callable[[], runners.Run]) -> runners.Run:
-    """A run with torch on one thread: M1, the model's cost per pair on one core."""
+def _one_thread(measure: Callable[[], runners.Run], runtime: Any) -> runners.Run:
+    """A run with torch on one thread, and OpenVINO's model compiled for one: M1, the model's cost per
+    pair on one core."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    openvino = getattr(runtime, "openvino", None)
     try:
-        return measure()
+        with openvino.on_one_thread() if openvino is not None else contextlib.nullcontext():
+            return measure()
     finally:
         torch.set_num_threads(threads)
 
@@ -210,7 +214,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
         model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)
         model_1_thread = None if placement.device.type == "cuda" else _one_thread(
-            lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits, name="m_model_1_thread"))
+            lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits, name="m_model_1_thread"),
+            engine.scorer)
         worker_runs = [_with_padding(engine, lambda c=c: runners.run_concurrent(server.address, workload, c))
                        for c in levels]
         stream_run = _with_padding(engine, lambda: runners.run_stream(server.address, workload, cfg.concurrency))

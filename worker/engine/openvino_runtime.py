@@ -24,11 +24,13 @@ compiled-model cache live under `openvino_cache`, one folder per model and weigh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,36 +119,51 @@ class OpenVinoCrossEncoder:
                 started = time.perf_counter()
                 _quantize(fp32, self.path, calibration_inputs(encoder))
                 log.info("quantised %s to int8 at %s in %.1fs", fp32, self.path, time.perf_counter() - started)
-        core = ov.Core()
+        self._core = ov.Core()
         # Compiled blobs are kept beside the IR, so a restart skips compilation.
-        core.set_property({"CACHE_DIR": str(folder / "compiled")})
-        self.compiled = core.compile_model(
-            str(self.path),
-            "CPU",
-            {
-                "PERFORMANCE_HINT": hint.upper(),
-                "INFERENCE_PRECISION_HINT": _PRECISIONS[dtype],
-            },
-        )
-        self.input_names = [i.get_any_name() for i in self.compiled.inputs]
-        self.requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._core.set_property({"CACHE_DIR": str(folder / "compiled")})
+        self._precision = _PRECISIONS[dtype]
+        self._use(self._core.compile_model(str(self.path), "CPU", {"PERFORMANCE_HINT": hint.upper(),
+                                                                   "INFERENCE_PRECISION_HINT": self._precision}))
+
+    def _use(self, compiled: Any) -> None:
+        """Serve with `compiled`, and as many idle infer requests as it says run best at once."""
+        self.compiled = compiled
+        self.input_names = [i.get_any_name() for i in compiled.inputs]
+        self.requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(self.requests):
-            self._idle.put(self.compiled.create_infer_request())
+            self._idle.put(compiled.create_infer_request())
 
-    def start(self, batch: dict[str, np.ndarray]) -> Any:
-        """Hand a batch to an idle infer request (waiting for one while all are busy); returns at once."""
-        request = self._idle.get()
+    @contextlib.contextmanager
+    def on_one_thread(self) -> Iterator[None]:
+        """The same model compiled for one core (one stream, one thread) while the block runs: what the
+        bench's M1 measures. OpenVINO keeps threads of its own, which torch's thread count does not set."""
+        served = self.compiled, self._idle, self.requests
+        self._use(self._core.compile_model(str(self.path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                                   "INFERENCE_NUM_THREADS": 1,
+                                                                   "INFERENCE_PRECISION_HINT": self._precision}))
+        try:
+            yield
+        finally:
+            self.compiled, self._idle, self.requests = served
+
+    def start(self, batch: dict[str, np.ndarray]) -> tuple[Any, queue.SimpleQueue[Any]]:
+        """Hand a batch to an idle infer request (waiting for one while all are busy); returns at once,
+        with the request and the queue it goes back to (that of the model compiled when it started)."""
+        idle = self._idle
+        request = idle.get()
         try:
             request.start_async({n: batch[n].astype(np.int64, copy=False) for n in self.input_names})
         except Exception:
-            self._idle.put(request)
+            idle.put(request)
             raise
-        return request
+        return request, idle
 
-    def wait(self, request: Any) -> np.ndarray:
+    def wait(self, started: tuple[Any, queue.SimpleQueue[Any]]) -> np.ndarray:
+        request, idle = started
         try:
             request.wait()
             return request.get_output_tensor(0).data.reshape(-1).astype(np.float32)  # a copy: the request is reused
         finally:
-            self._idle.put(request)
+            idle.put(request)
