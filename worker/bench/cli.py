@@ -12,7 +12,7 @@ import click
 from crossrank.worker.bench.models import ARCHITECTURES
 from crossrank.worker.bench.settings import BenchSettings
 from crossrank.worker.cpu_threads import let_idle_threads_sleep
-from crossrank.worker.settings import BACKENDS
+from crossrank.worker.settings import BACKENDS, TORCH_GRAPHS
 
 QUICK = {"queries": 6, "levels": "1,4", "concurrency": 4, "accuracy_queries": 4}
 
@@ -83,6 +83,8 @@ def _echo_summary(result: dict) -> None:
               help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(BACKENDS),
               help="The worker's model runtime, as `crossrank serve --backend`.")
+@click.option("--torch-graph", default="eager", show_default=True, type=click.Choice(TORCH_GRAPHS),
+              help="How --backend torch runs the model, as `crossrank serve --torch-graph`.")
 @click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
 @click.option("--fixed-length", type=int, default=0, show_default=True,
               help="Every document this many tokens; 0 = log-normal lengths in [20, 500].")
@@ -108,7 +110,7 @@ def _echo_summary(result: dict) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Folder for report.json and report.png.")
 @BenchSettings.options()  # --tokenizer and --cache; the command gets the validated `settings`
-def bench(model, device, dtype, backend, queries, fixed_length, concurrency, levels, max_batch_tokens,
+def bench(model, device, dtype, backend, torch_graph, queries, fixed_length, concurrency, levels, max_batch_tokens,
           max_batch_pairs, threads, frontends, seed, accuracy, accuracy_model, accuracy_data, quick, mixed,
           mixed_calls, out, settings: BenchSettings) -> None:
     """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
@@ -130,7 +132,7 @@ def bench(model, device, dtype, backend, queries, fixed_length, concurrency, lev
     path, label = resolve_model(model, settings)
     cfg = suite.BenchConfig(path, label, device, dtype, backend, queries, fixed_length, concurrency,
                             [int(x) for x in levels.split(",") if x.strip()], max_batch_tokens, max_batch_pairs, seed,
-                            frontends)
+                            frontends, torch_graph)
     if mixed:
         from crossrank.worker.bench import mixed as mixed_run
 

@@ -47,6 +47,7 @@ class BenchConfig:
     max_batch_pairs: int = 32
     seed: int = 0
     frontends: int = 0  # the e_stream_process worker's (`serve --frontends N`)
+    torch_graph: str = "eager"  # `serve --torch-graph`
 
 
 def _worker_settings(cfg: BenchConfig):
@@ -55,7 +56,7 @@ def _worker_settings(cfg: BenchConfig):
     return WorkerSettings(host="127.0.0.1", port=0, model=cfg.model_path, embed_model="none", device=cfg.device,
                           dtype=cfg.dtype, backend=cfg.backend, max_batch_tokens=cfg.max_batch_tokens,
                           max_batch_pairs=cfg.max_batch_pairs, grpc_threads=max(64, 2 * cfg.concurrency),
-                          max_queue_pairs=200_000, grace_seconds=1.0)
+                          max_queue_pairs=200_000, grace_seconds=1.0, torch_graph=cfg.torch_graph)
 
 
 def _serve_args(cfg: BenchConfig) -> list[str]:
@@ -65,7 +66,7 @@ def _serve_args(cfg: BenchConfig) -> list[str]:
             "--backend", s.backend, "--max-batch-tokens", str(s.max_batch_tokens),
             "--max-batch-pairs", str(s.max_batch_pairs), "--grpc-threads", str(s.grpc_threads),
             "--max-queue-pairs", str(s.max_queue_pairs), "--grace-seconds", "1", "--log-level", "WARNING",
-            "--frontends", str(cfg.frontends)]
+            "--frontends", str(cfg.frontends), "--torch-graph", s.torch_graph]
 
 
 def _one_thread(measure: Callable[[], runners.Run], runtime: Any) -> runners.Run:

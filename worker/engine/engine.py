@@ -157,7 +157,8 @@ class Engine:
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
                                           s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
-                                          openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint)
+                                          openvino_cache=s.openvino_cache, openvino_hint=s.openvino_hint,
+                                          torch_graph=s.torch_graph)
         self._pool = TokenizerPool(self.tokenizer_workers)
         self._score_batcher = self._batcher(self.scorer, s.model)
         if s.serves_embeddings:

@@ -22,6 +22,8 @@ from crossrank.worker.engine.answer_head import narrow_answer_head
 from crossrank.worker.engine.batcher import Batch
 from crossrank.worker.engine.device import Placement
 from crossrank.worker.engine.tokenizer import PairTokenizer, Tokens, pad
+from crossrank.worker.engine.traced_graph import TOLERANCE as TRACE_TOLERANCE
+from crossrank.worker.engine.traced_graph import TracedClassifier
 from crossrank.worker.errors import InvalidInputError, ModelRefusedError
 from crossrank.worker.settings import WorkerSettings
 
@@ -125,7 +127,8 @@ class CrossEncoderRuntime(_TorchForward):
     def __init__(self, model_id: str, placement: Placement, max_length: int = 0, backend: str = "torch",
                  max_query_share: float = 0.25, onnx_cache: str = WorkerSettings.onnx_cache,
                  default_prompt: str = "", openvino_cache: str = WorkerSettings.openvino_cache,
-                 openvino_hint: str = WorkerSettings.openvino_hint, weights: bool = True):
+                 openvino_hint: str = WorkerSettings.openvino_hint, weights: bool = True,
+                 torch_graph: str = WorkerSettings.torch_graph):
         """`weights=False`: the tokenizer side only (a frontend's), which tokenizes and resolves prompts."""
         from sentence_transformers import CrossEncoder
 
@@ -159,6 +162,7 @@ class CrossEncoderRuntime(_TorchForward):
             self._features["logits_to_keep"] = 1
         self.onnx = None
         self.openvino = None
+        self.traced: TracedClassifier | None = None
         if backend.startswith("openvino"):
             from crossrank.worker.engine.openvino_runtime import OpenVinoCrossEncoder
 
@@ -171,6 +175,8 @@ class CrossEncoderRuntime(_TorchForward):
             self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, onnx_cache,
                                          int8=backend == "onnx-int8")
         self._check_one_score_per_pair()
+        if torch_graph == "traced":
+            self._trace()
 
     @property
     def takes_instruction(self) -> bool:
@@ -210,9 +216,29 @@ class CrossEncoderRuntime(_TorchForward):
             raise ModelRefusedError(f"{self.model_id} ({self.architecture}, {self.task}) gives {gives} for 2 pairs, "
                                     "not one score per pair; serve a reranker with one output")
 
+    def _trace(self) -> None:
+        """Trace the classifier on one batch; refuse it unless the trace scores other batches as eager does."""
+        if self.backend != "torch" or self.task != "sequence-classification":
+            raise ModelRefusedError(f"--torch-graph traced serves sequence classifiers on --backend torch, not "
+                                    f"{self.architecture} ({self.task}) on {self.backend}; use --torch-graph eager")
+        traced_on, *checks = [self.collate_parts([(t, np.arange(len(t)))]) for t in (
+            self.pair_tokenizer.encode("warm up", ["a document", "a longer document than the first"]),
+            self.pair_tokenizer.encode("a longer query than before", [f"document {i} " + "word " * (9 * i)
+                                                                       for i in range(5)]),
+            self.pair_tokenizer.encode("q", ["x"]))]
+        traced = TracedClassifier(self.model, self._inputs(traced_on), self._autocast)
+        worst = max(traced.differs(self._inputs(b), self._chain(b)) for b in (traced_on, *checks))
+        if worst > TRACE_TOLERANCE:
+            raise ModelRefusedError(f"{self.model_id}: its traced graph scores {worst:.2g} away from eager on "
+                                    "batches of other shapes; serve it with --torch-graph eager")
+        self.traced = traced
+        log.info("%s traced (TorchScript); its scores equal eager's within %.0e", self.model_id, TRACE_TOLERANCE)
+
     def _chain(self, batch: _Inputs) -> torch.Tensor:
         if self.onnx is not None:
             return torch.from_numpy(self.onnx(batch.arrays))
+        if self.traced is not None:
+            return self.traced(self._inputs(batch))
         with torch.inference_mode(), self._autocast():
             return self.cross_encoder({**self._inputs(batch), **self._features})["scores"]
 
