@@ -64,14 +64,16 @@ def documents(n: int, seed: int) -> list[str]:
     return [" ".join(WORDS[(seed + i * 7 + k) % len(WORDS)] for k in range(40 + (seed + i) % 60)) for i in range(n)]
 
 
-def pairs_scored(metrics_port: int) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+def scrape(metrics_port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+
+
+def pairs_scored(text: str) -> float:
     return sum(float(v) for v in re.findall(r"^crossrank_pairs_total\{[^}]*\} (\S+)$", text, re.M))
 
 
-def refusal_buckets(metrics_port: int) -> dict[float, float]:
+def refusal_buckets(text: str) -> dict[float, float]:
     """The worker's histogram of its refusals' time (all processes summed): upper bound -> calls."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     buckets: Counter[float] = Counter()
     for labels, value in re.findall(r"^crossrank_request_seconds_bucket\{([^}]*)\} (\S+)$", text, re.M):
         if 'code="RESOURCE_EXHAUSTED"' in labels and 'method="Rerank"' in labels:
@@ -123,7 +125,7 @@ def capacity(stub, docs: int) -> float:
 
 
 def level(stub, metrics_port: int, rate_pairs: float, docs: int, seconds: float, deadline: float) -> dict:
-    before = pairs_scored(metrics_port)
+    before = pairs_scored(scrape(metrics_port))
     interval = docs / rate_pairs
     futures, sent = [], 0
     start = time.perf_counter()
@@ -142,7 +144,7 @@ def level(stub, metrics_port: int, rate_pairs: float, docs: int, seconds: float,
         except grpc.RpcError as exc:
             codes[exc.code().name] += 1
     time.sleep(2)  # let the worker finish (or drop) what was queued
-    scored = pairs_scored(metrics_port) - before
+    scored = pairs_scored(scrape(metrics_port)) - before
     answered = codes["OK"] * docs
     return {"sent": sent, "codes": dict(codes), "scored": scored, "answered": answered,
             "goodput": answered / scored if scored else 0.0, "success": codes["OK"] / sent if sent else 0.0}
@@ -160,8 +162,7 @@ async def closed_loop(address: str, metrics_port: int | None, clients: int, docs
                       seconds: float, backoff: float, ramp: float = 0.0) -> dict:
     """`clients` callers, one request in flight each, for `seconds` of sending; their outcomes. Client k
     starts `ramp * k / clients` s in; `metrics_port` None: no worker's counters to read."""
-    before = pairs_scored(metrics_port) if metrics_port else 0.0
-    buckets = refusal_buckets(metrics_port) if metrics_port else {}
+    first = scrape(metrics_port) if metrics_port else ""
     codes: Counter[str] = Counter()
     refusal_seconds: list[float] = []
     first_second: list[float] = []  # refusals of requests sent in the first second: a herd's
@@ -203,9 +204,10 @@ async def closed_loop(address: str, metrics_port: int | None, clients: int, docs
             await channel.close()
     elapsed = time.perf_counter() - start
     await asyncio.sleep(2)  # let the worker finish (or drop) what was queued
+    last = scrape(metrics_port) if metrics_port else ""
     return {"codes": codes, "refusals": refusal_seconds, "first_second": first_second, "lags": lags,
-            "seconds": elapsed, "scored": (pairs_scored(metrics_port) - before) if metrics_port else 0.0,
-            "worker_p99": bucket_percentile(buckets, refusal_buckets(metrics_port), 99) if metrics_port else None}
+            "seconds": elapsed, "scored": pairs_scored(last) - pairs_scored(first),
+            "worker_p99": bucket_percentile(refusal_buckets(first), refusal_buckets(last), 99) if last else None}
 
 
 def refusal_floor(args) -> dict:

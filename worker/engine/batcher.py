@@ -234,6 +234,26 @@ class QueueState:
         return (self.inflight + self.pending_pairs(priority) + extra_pairs) * self.seconds_per_pair
 
 
+class QueueReads:
+    """What admission and the metrics read of a queue, each from one `state()`: a `Batcher`'s, or the
+    engine core's as a frontend sees it (`engine_core.client.CoreQueue`)."""
+
+    def state(self) -> QueueState:
+        raise NotImplementedError
+
+    def pending_pairs(self, priority: int | None = None) -> int:
+        """Inputs waiting for a batch, of requests still wanted, at `priority` or more urgent (None: all)."""
+        return self.state().pending_pairs(priority)
+
+    def pending_by_priority(self) -> dict[int, int]:
+        """Inputs waiting for a batch, of requests still wanted, by priority: the true queue depths."""
+        return self.state().pending
+
+    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
+        """Seconds until `extra_pairs` more inputs at `priority` would be computed (`QueueState.estimated_wait`)."""
+        return self.state().estimated_wait(extra_pairs, priority)
+
+
 @dataclass
 class _Entry:
     """A queued ticket and the indexes of its inputs that no batch has taken yet."""
@@ -313,7 +333,7 @@ def pick_by_priority(lengths: np.ndarray, levels: np.ndarray, head: int, max_tok
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-class Batcher:
+class Batcher(QueueReads):
     def __init__(
         self,
         runtime: Runtime,
@@ -363,14 +383,6 @@ class Batcher:
 
     # -- what callers see ------------------------------------------------------------------
 
-    def pending_pairs(self, priority: int | None = None) -> int:
-        """Inputs waiting for a batch, of requests still wanted, at `priority` or more urgent (None: all)."""
-        return self.state().pending_pairs(priority)
-
-    def pending_by_priority(self) -> dict[int, int]:
-        """Inputs waiting for a batch, of requests still wanted, by priority: the true queue depths."""
-        return self.state().pending
-
     def batches_waiting(self, stage: str) -> int:
         """Formed batches waiting for a stage: "forward" (collated) or "post" (launched, not yet fetched)."""
         return {"forward": self._ready, "post": self._done}[stage].qsize()
@@ -383,10 +395,6 @@ class Batcher:
             inflight = self._inflight_pairs
         return QueueState(pending, inflight, self.seconds_per_pair,
                           {stage: self.batches_waiting(stage) for stage in ("forward", "post")})
-
-    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
-        """Seconds until `extra_pairs` more inputs at `priority` would be computed (`QueueState.estimated_wait`)."""
-        return self.state().estimated_wait(extra_pairs, priority)
 
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a tokenized ticket's inputs (admission has already checked there is room for them)."""

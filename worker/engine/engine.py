@@ -53,6 +53,7 @@ from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger("crossrank.worker.engine")
 
+
 class CoreLink(Protocol):
     """A frontend's link to the engine core (`crossrank.worker.engine_core.client.CoreClient`)."""
 
@@ -179,13 +180,14 @@ class Engine:
             self._embed_batcher = self._track(core.queue("embed"), s.embed_model)  # type: ignore[assignment]
 
     def queue(self, kind: str) -> Batcher:
-        """The batcher of "score" or "embed": where the engine core puts frontends' requests."""
-        batcher = {"score": self._score_batcher, "embed": self._embed_batcher}[kind]
-        if batcher is None:
-            raise NotServedError(f"this worker serves no {kind} model")
+        """The batcher of "score" or "embed" (where the engine core puts frontends' requests, too)."""
+        batcher = self.queues().get(kind)
+        if batcher is None:  # only the embedding model is optional
+            raise NotServedError("this worker serves no embedding model; start it with --embed-model")
         return batcher
 
     def queues(self) -> dict[str, Batcher]:
+        """The batchers this worker has, by kind."""
         return {kind: b for kind, b in (("score", self._score_batcher), ("embed", self._embed_batcher)) if b}
 
     def _batcher(self, runtime: CrossEncoderRuntime | EmbedderRuntime, model: str) -> Batcher:
@@ -291,10 +293,8 @@ class Engine:
         Both count only the work at `priority` or more urgent: less urgent work never delays it.
         """
         self._require_ready()
-        batcher = self._embed_batcher if embed else self._score_batcher
-        if batcher is None:
-            raise NotServedError("this worker serves no embedding model; start it with --embed-model")
-        state = batcher.state()  # one read of the queue (under its lock) for every rule below
+        # One read of the queue (under its lock) for every rule below.
+        state = self.queue("embed" if embed else "score").state()
         tokenizing = self._tokenizing_at(priority)
         queued = tokenizing + state.pending_pairs(priority)
         self.admission.check_room(queued, pairs)

@@ -24,7 +24,7 @@ import numpy as np
 import zmq
 
 from crossrank.worker import errors
-from crossrank.worker.engine.batcher import QueueState, Ticket
+from crossrank.worker.engine.batcher import QueueReads, QueueState, Ticket
 from crossrank.worker.engine_core import wire
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class _Null:
         pass
 
 
-class CoreQueue:
+class CoreQueue(QueueReads):
     """One of the core's models, as a frontend's engine sees it: the part of `Batcher` it uses."""
 
     observer = _Null()  # the core counts its own drops
@@ -57,17 +57,8 @@ class CoreQueue:
     def state(self) -> QueueState:
         return self.client.state(self.kind)
 
-    def pending_pairs(self, priority: int | None = None) -> int:
-        return self.state().pending_pairs(priority)
-
-    def pending_by_priority(self) -> dict[int, int]:
-        return self.state().pending
-
     def batches_waiting(self, stage: str) -> int:
         return self.state().waiting.get(stage, 0)
-
-    def estimated_wait(self, extra_pairs: int = 0, priority: int | None = None) -> float | None:
-        return self.state().estimated_wait(extra_pairs, priority)
 
     def stop(self) -> None:
         self.client.fail_all(self.kind, errors.OverloadedError("worker stopped before this request was scored"))
