@@ -223,7 +223,7 @@ class Engine:
         # a few full batches, whose rate admission starts from (never none: the first burst is priced too).
         assert self.scorer and self._score_batcher and self.pair_tokenizer
         if self.core is not None:  # the core has warmed its models; one request checks the way there and back
-            self._enqueue_rerank(RerankQuery("warm up", ["warm up"]), None).result(timeout=600)
+            self._round_trip_to_core()
             return
         for docs in (["warm up"], ["warm " * self.scorer.max_length] * 2):
             self._enqueue_rerank(RerankQuery("warm up", docs), None).result(timeout=600)
@@ -253,6 +253,23 @@ class Engine:
         ticket.result(timeout=600)
         assert ticket.started is not None and ticket.finished is not None
         batcher.start_rate(start_up_seconds(ticket.finished - ticket.started), n)
+
+    def _round_trip_to_core(self, within: float = 600.0) -> None:
+        """One request to the engine core and back. A core that dies meanwhile is started again by `serve`:
+        this frontend waits for the new one and tries again, rather than fail its own start (which would end
+        `serve`, as a model that cannot load does)."""
+        assert self.core is not None
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                self._enqueue_rerank(RerankQuery("warm up", ["warm up"]), None).result(timeout=within)
+                return
+            except NotReadyError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("the engine core stopped while this frontend started; waiting for the next one")
+                while not self.core.alive and time.monotonic() < deadline:
+                    time.sleep(0.1)
 
     def stop(self) -> None:
         for batcher in (self._score_batcher, self._embed_batcher):
