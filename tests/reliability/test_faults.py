@@ -48,11 +48,21 @@ def embedded(redis_server, grpc_worker, tmp_path):
 def mid_chunk(p: Pipeline, job_id: str, pool_pid: int, grpc_worker: WorkerProcess) -> Iterator[None]:
     """The gRPC worker paused while the pool process `pool_pid` owns a chunk, so a fault lands mid-chunk."""
     jobs = p.jobs()
+
+    def owned() -> set[str]:
+        owners = jobs.redis.hgetall(f"crossrank:job:{job_id}:owners")
+        return {chunk for chunk, o in owners.items() if json.loads(o)["owner"].endswith(f" pid {pool_pid}")}
+
+    def blocked() -> bool:
+        # A chunk seen owned may be past its last gRPC call and about to be counted; one still owned a
+        # second later is waiting on the paused worker, so the fault lands before it can end.
+        first = owned()
+        time.sleep(1)
+        return bool(first & owned())
+
     os.kill(grpc_worker.proc.pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: any(json.loads(o)["owner"].endswith(f" pid {pool_pid}")
-                             for o in jobs.redis.hvals(f"crossrank:job:{job_id}:owners")),
-                 30, "the pool process owns a chunk")
+        wait_for(blocked, 30, "the pool process waits on the paused worker mid-chunk")
         yield
     finally:
         os.kill(grpc_worker.proc.pid, signal.SIGCONT)
