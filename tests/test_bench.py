@@ -283,3 +283,44 @@ def test_mixed_run_writes_its_rows_and_report(tiny_cross_encoder, tmp_path):
     assert all(len(line) <= 80 for line in rows)
     assert [row.split()[0] for row in rows[2:5]] == ["alone", "+", "+"]
     assert not (out / "report.png").exists()  # --mixed runs the mixed workload only
+
+
+@pytest.mark.slow
+def test_host_path_rounds_measure_each_round_against_its_own_bound(tiny_cross_encoder, tmp_path):
+    from crossrank.worker.bench import host_rounds
+
+    out = tmp_path / "host"
+    result = subprocess.run(crossrank_command("bench", "--host-path", "--rounds", "3", "--quick", "--model",
+                                              str(tiny_cross_encoder), "--dtype", "fp32", "--out", str(out)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert data["schema"] == host_rounds.SCHEMA and data["config"]["rounds"] == 3
+    rounds = data["rounds"]
+    assert len(rounds) == 3
+    for r in rounds:  # each ratio from its own round's T1 and M1
+        ideal = 1 / r["t1_pairs_per_s"] + 1 / r["m1_pairs_per_s"]
+        assert r["bound_pairs_per_s"] == pytest.approx(r["cores"] / ideal, abs=0.1)
+        assert r["vs_bound"] == pytest.approx(r["worker_pairs_per_s"] * ideal / r["cores"], abs=1e-3)
+        assert r["cpu_vs_ideal"] == pytest.approx(r["worker_cpu_ms_per_pair"] / (ideal * 1e3), abs=1e-3)
+        assert r["worker_cores"] > 0 and r["frontends"] == 0
+    for key in ("vs_bound", "cpu_vs_ideal", "worker_pairs_per_s"):
+        assert data["median"][key] == sorted(r[key] for r in rounds)[1]
+    targets = data["targets"]
+    assert targets["host_stream_vs_bound"]["value"] == data["median"]["vs_bound"]
+    assert targets["host_stream_vs_bound"]["met"] == (data["median"]["vs_bound"] >= 0.7)
+    assert targets["host_cpu_per_pair_vs_ideal"]["met"] == (data["median"]["cpu_vs_ideal"] <= 1.3)
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("host path:"))
+    table = lines[at:at + 9]
+    assert [row.split()[0] for row in table[3:7]] == ["1", "2", "3", "median"]
+    assert all(len(line) <= 80 for line in table)
+    assert not (out / "report.png").exists()  # --host-path runs the host path only
+
+
+def test_host_path_rounds_refuse_a_gpu_in_one_line(tiny_cross_encoder, tmp_path):
+    result = subprocess.run(crossrank_command("bench", "--host-path", "--device", "cuda", "--model",
+                                              str(tiny_cross_encoder), "--out", str(tmp_path)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--host-path measures a CPU's bound" in result.stderr

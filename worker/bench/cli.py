@@ -107,12 +107,16 @@ def _echo_summary(result: dict) -> None:
               help="Run only the mixed workload: live Rerank calls beside a bulk flood (worker/bench/mixed.py).")
 @click.option("--mixed-calls", type=int, default=300, show_default=True,
               help="Interactive Rerank calls in each run of --mixed (--quick: 24).")
+@click.option("--host-path", is_flag=True,
+              help="Run only the host path in rounds: T1, M1 and the worker's stream, each round against its "
+                   "own bound (worker/bench/host_rounds.py).")
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True, help="Rounds of --host-path.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Folder for report.json and report.png.")
 @BenchSettings.options()  # --tokenizer and --cache; the command gets the validated `settings`
 def bench(model, device, dtype, backend, torch_graph, queries, fixed_length, concurrency, levels, max_batch_tokens,
           max_batch_pairs, threads, frontends, seed, accuracy, accuracy_model, accuracy_data, quick, mixed,
-          mixed_calls, out, settings: BenchSettings) -> None:
+          mixed_calls, host_path, rounds, out, settings: BenchSettings) -> None:
     """Measure the worker against CrossEncoder.predict, the peer and its own model on the same pairs.
 
     --model tiny (one layer, hidden 32) measures the host path alone: compare the worker with
@@ -141,6 +145,17 @@ def bench(model, device, dtype, backend, torch_graph, queries, fixed_length, con
         result = mixed_run.run(cfg, mixed_cfg)
         report.write_json(result, out / "report.json")
         click.echo("\n".join(mixed_run.summary_lines(result)))
+        click.echo(f"wrote {out / 'report.json'}")
+        return
+    if host_path:
+        from crossrank.worker.bench import host_rounds
+
+        try:
+            result = host_rounds.run(cfg, rounds)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        report.write_json(result, out / "report.json")
+        click.echo("\n".join(host_rounds.summary_lines(result)))
         click.echo(f"wrote {out / 'report.json'}")
         return
     result = suite.run(cfg)
