@@ -84,6 +84,10 @@ class WorkerSettings(Settings):
     tokenizer_workers: int = setting(
         0, "Threads tokenizing requests in parallel (the Rust tokenizer runs without the GIL); 0 = the "
         "available cores minus one, at least 1.")
+    compute_niceness: int = setting(
+        10, "On a CPU, how far the threads that tokenize and run the model stand back (their nice value, raised) "
+        "for the threads that take, refuse and answer requests, so a refusal need not wait for a batch; 0 = the "
+        "same priority. No effect on a GPU.")
     frontends: str = setting(
         "0", "Frontend processes serving gRPC and HTTP on the same ports (tokenizing, admitting, ranking) beside "
         "one engine-core process that owns the device and runs the batches; 0 = everything in one process; auto "
@@ -156,6 +160,8 @@ class WorkerSettings(Settings):
                      "http_max_body_bytes"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if not 0 <= self.compute_niceness <= 19:
+            problems.append(f"compute_niceness {self.compute_niceness} must be between 0 and 19")
         if self.max_length < 0:
             problems.append("max_length must be 0 (the model's limit) or positive")
         if self.max_length and 0 < self.max_batch_tokens < self.max_length:

@@ -23,6 +23,7 @@ import numpy as np
 
 from crossrank.common.info import WorkerInfo
 from crossrank.worker import __version__
+from crossrank.worker.cpu_threads import stand_back
 from crossrank.worker.engine.admission import (
     START_UP_BATCHES,
     Admission,
@@ -155,6 +156,7 @@ class Engine:
         """Load the models here, each behind a batcher of its own."""
         s = self.settings
         self.placement = place(s.device, s.dtype, s.backend)
+        self._stand_back_on_a_cpu()
         self.metrics.track_device_memory(self.placement.device)
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, self.placement.backend,
                                           s.max_query_share, s.onnx_cache, default_prompt=s.default_prompt,
@@ -171,6 +173,7 @@ class Engine:
         s = self.settings
         info = core.wait_ready()
         self.placement = Placement.of_info(info)
+        self._stand_back_on_a_cpu()
         self.scorer = CrossEncoderRuntime(s.model, self.placement, s.max_length, "torch", s.max_query_share,
                                           default_prompt=s.default_prompt, weights=False)
         self._pool = TokenizerPool(self.tokenizer_workers)
@@ -178,6 +181,13 @@ class Engine:
         if s.serves_embeddings:
             self.embedder = EmbedderRuntime(s.embed_model, self.placement, weights=False)
             self._embed_batcher = self._track(core.queue("embed"), s.embed_model)  # type: ignore[assignment]
+
+    def _stand_back_on_a_cpu(self) -> None:
+        """From here on this (the loading) thread, and the threads it starts, tokenize and run the model: the
+        tokenizer pool, the batchers' threads, and the Rust tokenizer's and OpenMP's pools started from them.
+        On a CPU they stand back for the request path (`cpu_threads.stand_back`); a GPU's feed does not."""
+        if self.placement.device.type != "cuda":
+            stand_back(self.settings.compute_niceness)
 
     def queue(self, kind: str) -> Batcher:
         """The batcher of "score" or "embed" (where the engine core puts frontends' requests, too)."""
