@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -29,3 +30,40 @@ def test_a_client_that_times_out_has_its_pairs_dropped(tiny_cross_encoder):
         assert httpx.post(url, json={"query": "q", "texts": ["a"]}, timeout=30).status_code == 200
     finally:
         server.stop(0)
+
+
+def test_a_cancelled_handler_leaves_no_outcome_unread():
+    """Shutdown cancels a handler past its grace period while its request is still queued; the request is
+    cancelled, and the error it ends with later is read, not logged as "Task exception was never retrieved"."""
+    from crossrank.worker.engine import Request as EngineRequest
+    from crossrank.worker.engine.batcher import Ticket
+    from crossrank.worker.errors import OverloadedError
+    from crossrank.worker.http.disconnect import cancel_on_disconnect
+
+    class Connected:  # a client that never disconnects
+        async def receive(self):
+            await asyncio.Event().wait()
+
+    async def scenario() -> list[dict]:
+        unread: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unread.append(context))
+        ticket = Ticket(deadline=None, priority=0)
+        handler = asyncio.ensure_future(cancel_on_disconnect(Connected(), EngineRequest(ticket, Ticket.result)))
+        await asyncio.sleep(0.05)
+        handler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handler
+        assert ticket.done  # cancelled with its handler: nothing is scored for it
+        ticket.fail(OverloadedError("worker is shutting down"))  # a no-op on a done ticket
+        await asyncio.sleep(0.05)
+        return unread
+
+    async def collected() -> list[dict]:
+        unread = await scenario()
+        import gc
+
+        gc.collect()  # an unread task's exception is reported when the task is collected
+        await asyncio.sleep(0)
+        return unread
+
+    assert asyncio.run(collected()) == []

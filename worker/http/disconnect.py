@@ -26,8 +26,16 @@ async def cancel_on_disconnect(request: Request, submitted: EngineRequest[T]) ->
     """The engine request's outcome; it is cancelled (its queued work dropped) if the client disconnects first."""
     work = asyncio.ensure_future(submitted.outcome())
     watch = asyncio.ensure_future(_disconnected(request))
-    await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
-    if not work.done():
-        submitted.cancel()  # the outcome is then the engine's CancelledError, answered to no one
-    watch.cancel()
+    try:
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this handler is cancelled, as a server's shutdown does past its grace period
+        watch.cancel()
+        if not work.done():
+            submitted.cancel()  # the outcome is then the engine's CancelledError, answered to no one
+            work.add_done_callback(_read)  # read when it comes: no "exception was never retrieved"
     return await work
+
+
+def _read(work: asyncio.Future) -> None:
+    if not work.cancelled():
+        work.exception()
