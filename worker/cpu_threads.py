@@ -1,5 +1,5 @@
 """How the worker's threads share the CPU's cores: idle OpenMP threads sleep, they do not spin, and
-the model's threads stand back for the request path.
+the threads that tokenize and run the model stand back for the request path.
 
 On a CPU the worker runs its tokenizer threads, its event loop and torch's OpenMP threads on
 the same cores. OpenMP's default lets a thread that finishes a parallel region spin for a while
