@@ -24,7 +24,14 @@ from typing import Any
 
 from crossrank.worker.bench import report, runners
 from crossrank.worker.bench.process import served_worker
-from crossrank.worker.bench.suite import BenchConfig, _one_thread, _serve_args, _worker_settings, host_path
+from crossrank.worker.bench.suite import (
+    BenchConfig,
+    _serve_args,
+    _worker_settings,
+    host_path,
+    model_on_one_thread,
+    stream_through_process,
+)
 from crossrank.worker.bench.workload import make_workload
 
 log = logging.getLogger(__name__)
@@ -52,20 +59,15 @@ def run(cfg: BenchConfig, rounds: int) -> dict[str, Any]:
             for k in range(rounds):
                 log.info("round %d of %d: T1, M1, then the worker's stream", k + 1, rounds)
                 t1 = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
-                m1 = _one_thread(lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits,
-                                                                name="m_model_1_thread"), engine.scorer)
-                cpu_before = worker.cpu_seconds()
-                # With frontends, two connections each: SO_REUSEPORT spreads connections, not requests.
-                stream = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process",
-                                            streams=2 * cfg.frontends or 1)
-                client_cores = stream.cpu_s / stream.wall_s  # this process: the stream's client
-                stream.cpu_s = worker.cpu_seconds() - cpu_before
+                m1 = model_on_one_thread(engine, workload)
+                stream, client_cpu_s = stream_through_process(worker, workload, cfg)
                 runs = {r.name: {"pairs_per_s": pairs / r.wall_s, "cpu_ms_per_pair": r.cpu_s * 1e3 / pairs}
                         for r in (t1, m1, stream)}
                 row = host_path(runs, cfg.frontends)
                 measured.append(row | {
                     "cpu_vs_ideal": round(row["worker_cpu_ms_per_pair"] / row["ideal_cpu_ms_per_pair"], 3),
-                    "worker_cores": round(stream.cpu_s / stream.wall_s, 2), "client_cores": round(client_cores, 2)})
+                    "worker_cores": round(stream.cpu_s / stream.wall_s, 2),
+                    "client_cores": round(client_cpu_s / stream.wall_s, 2)})
     finally:
         server.stop(1.0)
     # Each figure's own median, so the median row's ratios are the rounds' median ratios.

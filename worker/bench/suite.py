@@ -82,6 +82,23 @@ def _one_thread(measure: Callable[[], runners.Run], runtime: Any) -> runners.Run
         torch.set_num_threads(threads)
 
 
+def model_on_one_thread(engine: Any, workload: list[BenchQuery]) -> runners.Run:
+    """M1: the worker's own runtime on one thread, over pre-tokenized, length-sorted batches."""
+    return _one_thread(lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits,
+                                                      name="m_model_1_thread"), engine.scorer)
+
+
+def stream_through_process(worker: Any, workload: list[BenchQuery], cfg: BenchConfig) -> tuple[runners.Run, float]:
+    """(e) A RerankStream through a served worker (`served_worker`). The run's CPU is the worker's process
+    tree's; the second value is this process's own CPU seconds over it: the client's."""
+    cpu_before = worker.cpu_seconds()
+    # With frontends, two connections each: SO_REUSEPORT spreads connections, not requests.
+    run = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process",
+                             streams=2 * cfg.frontends or 1)
+    client_cpu_s, run.cpu_s = run.cpu_s, worker.cpu_seconds() - cpu_before
+    return run, client_cpu_s
+
+
 def host_path(runs: dict[str, Any], frontends: int = 0) -> dict[str, Any] | None:
     """The host path against the machine's own bound, on a CPU (issue 19).
 
@@ -214,9 +231,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         tokenizer_run = runners.run_tokenizer(engine.scorer.tokenizer, workload, engine.scorer.max_length)
         log.info("(m) the worker's model alone, pre-tokenized length-sorted batches")
         model_run = runners.run_model_only(engine.scorer, workload, *engine.batch_limits)
-        model_1_thread = None if placement.device.type == "cuda" else _one_thread(
-            lambda: runners.run_model_only(engine.scorer, workload, *engine.batch_limits, name="m_model_1_thread"),
-            engine.scorer)
+        model_1_thread = None if placement.device.type == "cuda" else model_on_one_thread(engine, workload)
         worker_runs = [_with_padding(engine, lambda c=c: runners.run_concurrent(server.address, workload, c))
                        for c in levels]
         stream_run = _with_padding(engine, lambda: runners.run_stream(server.address, workload, cfg.concurrency))
@@ -226,11 +241,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     log.info("the worker as its own process (crossrank serve): a RerankStream, and the worker's CPU time")
     with served_worker(_serve_args(cfg)) as worker:
         runners.run_stream(worker.address, workload[:4], cfg.concurrency)  # warm-up
-        cpu_before = worker.cpu_seconds()
-        # With frontends, two connections each: SO_REUSEPORT spreads connections, not requests.
-        process_run = runners.run_stream(worker.address, workload, cfg.concurrency, name="e_stream_process",
-                                         streams=2 * cfg.frontends or 1)
-        process_run.cpu_s = worker.cpu_seconds() - cpu_before
+        process_run, _ = stream_through_process(worker, workload, cfg)
 
     peaks = _peaks(placement.device, placement.dtype)
     flat = [n for per_query in lengths for n in per_query]
