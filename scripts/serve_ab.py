@@ -4,7 +4,8 @@ Each variant is a `crossrank serve` process (another checkout's venv python, oth
 variables, other flags); all start first, then every round drives each in turn with a
 RerankStream of AB_Q queries (default 64; AB_STREAMS streams on connections of their own, for
 workers with frontends), or AB_CLIENTS concurrent unary clients, and prints
-pairs/s and the CPU time of the worker's process tree per pair. Used for docs/benchmarks.md,
+pairs/s, the CPU time of the worker's process tree per pair and, with clients, the calls' p50.
+AB_DOCS=LO,HI sets the documents a query has (default 20,100). Used for docs/benchmarks.md,
 "The host path":
 
     AB_MODEL=~/.cache/crossrank/bench/tiny python scripts/serve_ab.py \\
@@ -34,7 +35,8 @@ def serve_args(variant: dict) -> list[str]:
 
 def main() -> None:
     variants, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
-    workload = make_workload(int(os.environ.get("AB_Q", "64")), 0)
+    lo, hi = (int(n) for n in os.environ.get("AB_DOCS", "20,100").split(","))
+    workload = make_workload(int(os.environ.get("AB_Q", "64")), 0, min_docs=lo, max_docs=hi)
     pairs = sum(len(q.documents) for q in workload)
     with contextlib.ExitStack() as stack:
         served = {name: stack.enter_context(served_worker(serve_args(v), python=v.get("python", sys.executable),
@@ -52,8 +54,9 @@ def main() -> None:
                        else runners.run_stream(worker.address, workload, 32, streams=STREAMS))
                 cpu = worker.cpu_seconds() - before
                 results[name].append((pairs / run.wall_s, cpu * 1e3 / pairs))
+                p50 = f" p50 {sorted(run.latencies_s)[len(run.latencies_s) // 2] * 1e3:6.1f} ms" if CLIENTS else ""
                 print(f"round {r} {name:<12} {pairs / run.wall_s:8.1f} pairs/s {cpu * 1e3 / pairs:7.3f} ms CPU/pair "
-                      f"{cpu / run.wall_s:5.2f} cores", flush=True)
+                      f"{cpu / run.wall_s:5.2f} cores{p50}", flush=True)
         for name, rows in results.items():
             cpu = sorted(ms for _, ms in rows)[len(rows) // 2]
             print(f"{name:<12} best {max(rate for rate, _ in rows):8.1f} pairs/s, median {cpu:.3f} ms CPU/pair")

@@ -84,6 +84,10 @@ class WorkerSettings(Settings):
     tokenizer_workers: int = setting(
         0, "Threads tokenizing requests in parallel (the Rust tokenizer runs without the GIL); 0 = the "
         "available cores minus one, at least 1.")
+    cpu_streams: int = setting(
+        0, "On a CPU with --backend torch, forward passes in flight at once, each on cores / N threads (a pass that "
+        "is the worker's only work runs on all of them); 0 = auto: 2 where there are 2 cores or more. Parallel "
+        "across batches spends less on OpenMP's fork and join than one pass on every core.")
     compute_niceness: int = setting(
         10, "On a CPU, how far the threads that tokenize and run the model stand back (their nice value, raised) "
         "for the threads that take, refuse and answer requests, so a refusal need not wait for a batch; 0 = the "
@@ -152,7 +156,7 @@ class WorkerSettings(Settings):
             problems.append("window_tokens must be >= 8 and 0 < window_stride <= window_tokens")
         if self.frontends != "auto" and not self.frontends.isdigit():
             problems.append(f"frontends {self.frontends!r} is not a number of processes (0 for one process) or auto")
-        for name in ("max_batch_tokens", "max_batch_pairs", "tokenizer_workers"):
+        for name in ("max_batch_tokens", "max_batch_pairs", "tokenizer_workers", "cpu_streams"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 (auto) or positive")
         for name in ("max_queue_pairs", "sort_window",

@@ -1,4 +1,4 @@
-"""Dynamic batching: schedule and collate, forward, post; three threads joined by bounded queues.
+"""Dynamic batching: schedule and collate, forward, post; threads joined by bounded queues.
 
 Tokenized requests arrive as Tickets. The scheduling thread drops whatever can no longer be
 of use (cancelled, past its deadline, or sure to miss it at the measured rate), then forms
@@ -10,7 +10,9 @@ priority finish roughly in arrival order, similar lengths still share a batch, a
 runs in the room and the idle time that urgent work leaves. It pads the batch (and, on a
 GPU, starts its copy to the device) while the forward thread runs the previous one, a few
 batches ahead (`ahead`: fewer on a CPU). The forward thread only launches the model; the post thread waits for the
-outputs and scatters them to their tickets, which complete when their last input is filled.
+outputs and scatters them to their tickets, which complete when their last input is filled. On a CPU
+several forward threads may run batches side by side, each on a share of the cores (`cpu_streams.py`);
+a request's inputs are filled by index, so batches may finish in any order.
 
 A batch once formed is never preempted: an urgent request that arrives after it waits for it
 and for the batches formed ahead of the forward pass (`ahead` + 1 at most).
@@ -32,12 +34,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from crossrank.worker.engine.tokenizer import Tokens
 from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
+
+if TYPE_CHECKING:
+    from crossrank.worker.engine.cpu_streams import CpuStreams
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +350,7 @@ class Batcher(QueueReads):
         observer: BatchObserver | None = None,
         stages: StageObserver | None = None,
         name: str = "model",
+        streams: CpuStreams | None = None,
     ):
         self.runtime = runtime
         self.max_batch_tokens = max_batch_tokens
@@ -370,12 +376,19 @@ class Batcher(QueueReads):
         # where padding costs next to nothing, forms one.
         self.ahead = ahead
         self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=ahead)
-        self._done: queue.Queue[tuple[Batch, Any, float, bool] | None] = queue.Queue(maxsize=2)
+        self._done: queue.Queue[tuple[Batch, Any, float, bool, float] | None] = queue.Queue(maxsize=2)
         self._last_done, self._last_saturated = 0.0, False
         self._stopping = False
+        # Forward threads: one, or on a CPU one per stream; how many are running a pass, and how many live.
+        self.streams = streams
+        forwards = streams.count if streams else 1
+        self._forward_lock = threading.Lock()
+        self._forwarding = 0
+        self._forwards_live = forwards
         self._threads = [
             threading.Thread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
-            threading.Thread(target=self._forward_loop, name=f"{name}-forward", daemon=True),
+            *(threading.Thread(target=self._forward_loop, name=f"{name}-forward" + (f"-{k}" if k else ""),
+                               daemon=True) for k in range(forwards)),
             threading.Thread(target=self._post_loop, name=f"{name}-post", daemon=True),
         ]
         for thread in self._threads:
@@ -493,13 +506,14 @@ class Batcher(QueueReads):
         self.stages.busy("schedule", time.perf_counter() - started)
         return batch, depth > 0
 
-    # -- the three threads -----------------------------------------------------------------
+    # -- the threads -----------------------------------------------------------------
 
     def _schedule_loop(self) -> None:
         while True:
             formed = self._next_batch()
             if formed is None:
-                self._ready.put(None)
+                for _ in range(self._forwards_live):  # one stop mark per forward thread
+                    self._ready.put(None)
                 return
             batch, saturated = formed
             started = time.perf_counter()
@@ -515,13 +529,23 @@ class Batcher(QueueReads):
         while True:
             job = self._ready.get()
             if job is None:
-                self._done.put(None)
+                with self._forward_lock:
+                    self._forwards_live -= 1
+                    last = self._forwards_live == 0
+                if last:  # the post thread stops after every forward thread's last batch
+                    self._done.put(None)
                 return
             batch, features, saturated = job
             if all(t.done for t in batch.tickets):
                 self.observer.dropped(len(batch))
                 self._retire(batch)
                 continue
+            with self._forward_lock:
+                self._forwarding += 1
+                alone = self._forwarding == 1 and self._ready.empty() and not self._pending
+            share = 1.0
+            if self.streams is not None:
+                share = self.streams.before_forward(alone) / self.streams.cores
             start = time.perf_counter()
             for t in batch.tickets:
                 if t.started is None:
@@ -531,15 +555,18 @@ class Batcher(QueueReads):
             except Exception as exc:
                 self._fail(batch, exc, "inference")
                 continue
+            finally:
+                with self._forward_lock:
+                    self._forwarding -= 1
             self.stages.busy("forward", time.perf_counter() - start)
-            self._done.put((batch, output, start, saturated))
+            self._done.put((batch, output, start, saturated, share))
 
     def _post_loop(self) -> None:
         while True:
             job = self._done.get()
             if job is None:
                 return
-            batch, output, start, saturated = job
+            batch, output, start, saturated, share = job
             try:
                 values = self.runtime.fetch(output)
             except Exception as exc:
@@ -548,9 +575,9 @@ class Batcher(QueueReads):
             fetched = time.perf_counter()
             seconds = fetched - start
             # Work queued behind this batch and the one before it: the time between their ends is what a
-            # batch really costs the host.
+            # batch really costs the host. Else its own time, as if on all the cores where it had a share.
             busy = saturated and self._last_saturated
-            self._measure(batch, fetched - self._last_done if busy else seconds)
+            self._measure(batch, fetched - self._last_done if busy else seconds * share)
             self._last_done, self._last_saturated = fetched, saturated
             self.observer.batch_done(len(batch), seconds)
             start_row = 0

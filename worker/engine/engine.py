@@ -31,6 +31,7 @@ from crossrank.worker.engine.admission import (
     start_up_seconds,
 )
 from crossrank.worker.engine.batcher import Batcher, Ticket
+from crossrank.worker.engine.cpu_streams import CpuStreams, auto_count
 from crossrank.worker.engine.device import Placement, place
 from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
@@ -144,10 +145,10 @@ class Engine:
         self._warm_up()
         log.info(
             "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s max_length=%d "
-            "tokenizer_workers=%d in %.1fs",
+            "tokenizer_workers=%d forward_streams=%d in %.1fs",
             s.model, s.embed_model if self.embedder else "-", self.placement.device, self.placement.name,
             self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend, self.scorer.max_length,
-            self.tokenizer_workers, time.perf_counter() - t0,
+            self.tokenizer_workers, self._forward_streams(), time.perf_counter() - t0,
         )
         freeze_startup_heap()
         self._ready.set()
@@ -212,8 +213,25 @@ class Engine:
             observer=self.metrics.observer(model),
             stages=self.stage_metrics.observer(model),
             name=model.rsplit("/", 1)[-1],
+            streams=self._cpu_streams(runtime),
         )
         return self._track(batcher, model)
+
+    def _forward_streams(self) -> int:
+        """Forward passes the scorer's batcher runs side by side (a frontend's: none of its own)."""
+        streams = getattr(self._score_batcher, "streams", None)
+        return streams.count if streams else (0 if self.core is not None else 1)
+
+    def _cpu_streams(self, runtime: CrossEncoderRuntime | EmbedderRuntime) -> CpuStreams | None:
+        """Forward passes side by side where torch runs on the CPU (`cpu_streams.py`); elsewhere one thread
+        launches every pass: a GPU queues them on its stream, ONNX Runtime and OpenVINO thread their own."""
+        on_torch = getattr(runtime, "backend", "torch") == "torch"  # the embedder always is
+        if self.placement is None or self.placement.device.type != "cpu" or not on_torch:
+            return None
+        cores = len(os.sched_getaffinity(0))
+        # Tokenizing is the worker's work too: a pass alone in the batcher leaves those cores to it.
+        return CpuStreams(self.settings.cpu_streams or auto_count(cores), cores,
+                          busy_elsewhere=lambda: self._tokenizing_at(None) > 0)
 
     def _track(self, batcher: Batcher, model: str) -> Batcher:
         # Read when scraped, so the gauge is true at every moment (a cancelled request leaves it at once).

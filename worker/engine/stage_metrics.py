@@ -2,7 +2,8 @@
 
 Stages: tokenize, schedule, collate, forward, post. Busy time is summed per stage, so
 `rate(crossrank_stage_busy_seconds_total[1m])` is the share of one thread a stage keeps busy;
-a stage near 1.0 (or near tokenizer_workers for tokenize) is the bottleneck. Depths are read
+a stage near 1.0 (near tokenizer_workers for tokenize, near the CPU streams for forward) is the
+bottleneck. Depths are read
 when scraped, so they are always the present value.
 """
 
