@@ -22,7 +22,7 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # fp32, or NDCG@10 on agentset-msmarco through `crossrank eval` more than 0.005 below fp32's. Each with what was
 # measured: marked in --help, never picked by auto.
 LOSSY_BACKENDS = {"onnx-int8": "Spearman 0.956, NDCG@10 -0.021", "openvino-int8": "NDCG@10 -0.0076"}
-TORCH_GRAPHS = ("eager", "traced")
+TORCH_GRAPHS = ("auto", "eager", "traced")
 OPENVINO_HINTS = ("throughput", "latency")
 
 
@@ -130,9 +130,10 @@ class WorkerSettings(Settings):
         "throughput", "OpenVINO's performance hint: throughput runs several batches at once, each on a share of "
         "the cores; latency runs one batch at a time on all of them.", choices=OPENVINO_HINTS)
     torch_graph: str = setting(
-        "eager", "How --backend torch runs a sequence classifier: eager, module by module in Python; or traced "
-        "once at start (TorchScript), checked against eager there, which runs without Python or the GIL per "
-        "module.", choices=TORCH_GRAPHS)
+        "auto", "How --backend torch runs a sequence classifier: eager, module by module in Python; traced once at "
+        "start (TorchScript) and checked against eager there, which runs without Python or the GIL per module; "
+        "auto = traced on a CPU where the check holds, else eager (the log and `crossrank info` say why).",
+        choices=TORCH_GRAPHS)
 
     @property
     def serves_embeddings(self) -> bool:

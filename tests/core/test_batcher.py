@@ -163,6 +163,26 @@ def test_a_request_that_cannot_make_its_deadline_is_dropped(runtime):
     batcher.stop()
 
 
+def test_an_idle_gap_after_a_cancelled_backlog_is_not_priced_as_compute(runtime):
+    """A backlog that vanishes (cancelled) leaves the worker idle; the next batches' rate is their own,
+    not the idle time since the backlog's last batch (which once priced later requests out of their deadline)."""
+    import time
+
+    batcher = make(runtime, max_batch_tokens=64, max_batch_pairs=4)
+    runtime.gate.clear()
+    doomed = batcher.submit(items(range(40), [4] * 40))  # batches formed with work queued behind them
+    runtime.entered.wait(5)
+    doomed.cancel()
+    runtime.gate.set()
+    with pytest.raises(CancelledError):
+        doomed.result(timeout=5)
+    time.sleep(0.5)  # idle
+    after = batcher.submit(items(range(100, 112), [4] * 12))  # 3 batches: within the rate's window
+    assert after.result(timeout=10).tolist() == list(range(100, 112))
+    batcher.stop()
+    assert batcher.seconds_per_pair < 0.005, "the idle gap was counted as the next batch's cost"
+
+
 def test_queue_depth_is_true_at_once_after_a_cancel(runtime):
     batcher = make(runtime, max_batch_pairs=1)
     runtime.gate.clear()

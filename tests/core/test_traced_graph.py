@@ -1,5 +1,6 @@
 """--torch-graph traced: scores equal CrossEncoder.predict, through the runtime and a real worker; a model
-the trace would change, or that is no sequence classifier, is refused at start in one line."""
+the trace would change, or that is no sequence classifier, is refused at start in one line. --torch-graph
+auto (the default) traces on a CPU, and runs such a model eager instead, saying why."""
 
 import numpy as np
 import pytest
@@ -34,8 +35,9 @@ def _scores(runtime, pairs, size):
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_traced_scores_equal_eager_and_predict(tiny_cross_encoder, oracle, dtype):
     traced = CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", dtype), torch_graph="traced")
-    eager = CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", dtype))
+    eager = CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", dtype), torch_graph="eager")
     assert traced.traced is not None and eager.traced is None
+    assert (traced.graph, eager.graph) == ("traced", "eager")
     pairs = [(QUERY, d) for d in DOCS] * 3
     for size in (1, 4, 7):
         got = _scores(traced, pairs, size)
@@ -50,17 +52,43 @@ def test_a_causal_reranker_is_refused_in_one_line(tiny_causal_reranker):
     assert "\n" not in str(refused.value) and "--torch-graph eager" in str(refused.value)
 
 
-def test_a_trace_that_scores_otherwise_is_refused(tiny_cross_encoder, monkeypatch):
+def _off_on_other_shapes(monkeypatch):
     """As a model whose Python branches on a shape would trace: right on its own batch, wrong on others."""
     call = TracedClassifier.__call__
+    traced_on = []  # the first batch checked is the one traced on
 
     def off_on_other_shapes(self, inputs):
         scores = call(self, inputs)
-        return scores if inputs["input_ids"].shape[0] == 2 else scores + 0.5
+        traced_on[:] = traced_on or [inputs["input_ids"].shape]
+        return scores if inputs["input_ids"].shape == traced_on[0] else scores + 0.5
 
     monkeypatch.setattr(TracedClassifier, "__call__", off_on_other_shapes)
+
+
+def test_a_trace_that_scores_otherwise_is_refused(tiny_cross_encoder, monkeypatch):
+    _off_on_other_shapes(monkeypatch)
     with pytest.raises(ModelRefusedError, match="serve it with --torch-graph eager"):
         CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", "fp32"), torch_graph="traced")
+
+
+def test_auto_traces_a_classifier_on_a_cpu(tiny_cross_encoder):
+    runtime = CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", "fp32"))  # auto: the default
+    assert runtime.traced is not None
+    assert runtime.graph == "traced (auto: on a CPU, its scores equal eager's)"
+
+
+def test_auto_runs_eager_where_the_trace_scores_otherwise_and_says_why(tiny_cross_encoder, monkeypatch, oracle):
+    _off_on_other_shapes(monkeypatch)
+    runtime = CrossEncoderRuntime(str(tiny_cross_encoder), place("cpu", "fp32"), torch_graph="auto")
+    assert runtime.traced is None
+    assert runtime.graph.startswith("eager (auto: ") and "away from eager on batches of other shapes" in runtime.graph
+    pairs = [(QUERY, d) for d in DOCS]
+    assert_allclose(_scores(runtime, pairs, 4), oracle.predict(pairs, activation_fn=torch.nn.Identity()), atol=1e-4)
+
+
+def test_auto_runs_a_causal_reranker_eager(tiny_causal_reranker):
+    runtime = CrossEncoderRuntime(str(tiny_causal_reranker), place("cpu", "fp32"), torch_graph="auto")
+    assert runtime.traced is None and "serves sequence classifiers" in runtime.graph
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,11 @@ def test_a_cancel_is_counted_and_logged_as_one_info_line(slow_worker, caplog):
     with grpc.insecure_channel(slow_worker.address) as channel:
         future = _stub(channel).Rerank.future(pb.RerankRequest(query="q", documents=DOCS), timeout=60,
                                               metadata=AUTH)
-        time.sleep(0.3)
+        queue = slow_worker.engine.queue("score")
+        for _ in range(2000):  # cancel while its inputs wait for batches: it is admitted, and far from done
+            if queue.pending_pairs() > 0:
+                break
+            time.sleep(0.005)
         assert future.cancel()
         assert _wait_for_count(slow_worker, "Rerank", "CANCELLED", before + 1) == before + 1
     assert any(r.getMessage() == "Rerank ended: cancelled" for r in caplog.records)

@@ -25,6 +25,7 @@ from support.workers import serving_worker
 from crossrank.client import CrossrankClient
 from crossrank.common.net import free_port, health_status
 from crossrank.protos import pb, pb_grpc
+from crossrank.worker.engine_core import wire
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +113,11 @@ def test_a_killed_core_turns_the_frontends_not_serving_then_a_new_core_serves(sp
              split_worker)
     with CrossrankClient(split_worker.address, timeout=60) as client:
         for _ in range(4):  # over new connections: each frontend serves again
-            assert_allclose(scores(client), expected, atol=1e-4)
+            try:
+                got = scores(client)
+            except Exception as exc:
+                raise AssertionError(f"{exc!r}; the worker's log:\n{split_worker.output()[-8000:]}") from exc
+            assert_allclose(got, expected, atol=1e-4)
     assert split_worker.proc.poll() is None
     log = split_worker.output()
     assert "the engine core died (exit code -9)" in log and "the engine core is gone: NOT_SERVING" in log
@@ -150,10 +155,18 @@ def test_work_whose_caller_has_gone_is_dropped_in_the_core(tiny_cross_encoder, g
             if gone == "cancelled":
                 assert call.cancel()
             else:
-                os.kill(holder_of(worker, int(worker.address.rsplit(":", 1)[1])), signal.SIGKILL)
-                with pytest.raises(grpc.RpcError) as ended:
-                    call.result()
-                assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+                # The core notices a dead frontend by its silence (`wire.SILENCE`), by when it may have scored
+                # every pair; paused meanwhile, it still holds the work when it notices.
+                core = started_pid(worker, "core")
+                os.kill(core, signal.SIGSTOP)
+                try:
+                    os.kill(holder_of(worker, int(worker.address.rsplit(":", 1)[1])), signal.SIGKILL)
+                    with pytest.raises(grpc.RpcError) as ended:
+                        call.result()
+                    assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+                    time.sleep(wire.SILENCE + 0.5)
+                finally:
+                    os.kill(core, signal.SIGCONT)
         wait_for(lambda: core_counter(url, "crossrank_dropped_pairs") > 0, 30, "the core dropped nothing", worker)
         time.sleep(0.5)  # the batches formed before the drop finish
         scored = core_counter(url, "crossrank_pairs")

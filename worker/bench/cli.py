@@ -83,7 +83,7 @@ def _echo_summary(result: dict) -> None:
               help="Worker precision, as `crossrank serve --dtype`; (p) runs at it too, (a) always at fp32.")
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(BACKENDS),
               help="The worker's model runtime, as `crossrank serve --backend`.")
-@click.option("--torch-graph", default="eager", show_default=True, type=click.Choice(TORCH_GRAPHS),
+@click.option("--torch-graph", default="auto", show_default=True, type=click.Choice(TORCH_GRAPHS),
               help="How --backend torch runs the model, as `crossrank serve --torch-graph`.")
 @click.option("--queries", type=int, default=32, show_default=True, help="Queries, each with 20-100 documents.")
 @click.option("--fixed-length", type=int, default=0, show_default=True,

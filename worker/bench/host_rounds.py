@@ -54,6 +54,7 @@ def run(cfg: BenchConfig, rounds: int) -> dict[str, Any]:
         if not server.wait_ready(1800):
             raise RuntimeError(f"worker failed to load {cfg.model_path}: {server.engine.load_error}")
         engine = server.engine
+        graph = engine.scorer.graph.split(" ")[0] or cfg.torch_graph  # what auto picked: the core's is the same
         with served_worker(_serve_args(cfg)) as worker:
             runners.run_stream(worker.address, workload[:4], cfg.concurrency)  # warm-up
             for k in range(rounds):
@@ -77,7 +78,7 @@ def run(cfg: BenchConfig, rounds: int) -> dict[str, Any]:
         "date": started,
         "machine": report.machine() | {"load_average_after": os.getloadavg()},
         "config": {"model": cfg.model_label, "dtype": cfg.dtype, "backend": cfg.backend,
-                   "torch_graph": cfg.torch_graph, "frontends": cfg.frontends, "queries": len(workload),
+                   "torch_graph": cfg.torch_graph, "graph": graph, "frontends": cfg.frontends, "queries": len(workload),
                    "pairs": pairs, "rounds": rounds},
         "rounds": measured,
         "median": median,
@@ -94,7 +95,7 @@ def run(cfg: BenchConfig, rounds: int) -> dict[str, Any]:
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """Every round, then the medians and the targets; each line within 80 columns."""
     c = result["config"]
-    lines = [f"host path: {Path(c['model']).name}, {c['dtype']}, {c['torch_graph']} graph, "
+    lines = [f"host path: {Path(c['model']).name}, {c['dtype']}, {c.get('graph', c['torch_graph'])} graph, "
              f"{c['frontends']} frontends"[:80],
              f"{c['pairs']:,} pairs a round; T1, M1, bound, worker: pairs/s; CPU ms: the worker's a pair",
              f"{'round':<7}{'T1':>7}{'M1':>7}{'bound':>8}{'worker':>8}{'vs bound':>10}{'CPU ms':>9}{'vs ideal':>10}"]

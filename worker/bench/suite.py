@@ -47,7 +47,7 @@ class BenchConfig:
     max_batch_pairs: int = 32
     seed: int = 0
     frontends: int = 0  # the e_stream_process worker's (`serve --frontends N`)
-    torch_graph: str = "eager"  # `serve --torch-graph`
+    torch_graph: str = "auto"  # `serve --torch-graph`
 
 
 def _worker_settings(cfg: BenchConfig):

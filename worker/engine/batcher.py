@@ -375,8 +375,9 @@ class Batcher(QueueReads):
         # a batch an urgent request that arrives now must wait for (never preempted), so a CPU,
         # where padding costs next to nothing, forms one.
         self.ahead = ahead
-        self._ready: queue.Queue[tuple[Batch, Any, bool] | None] = queue.Queue(maxsize=ahead)
-        self._done: queue.Queue[tuple[Batch, Any, float, bool, float] | None] = queue.Queue(maxsize=2)
+        # Each batch with (saturated, when it was ready, the share of the cores its forward pass had).
+        self._ready: queue.Queue[tuple[Batch, Any, bool, float] | None] = queue.Queue(maxsize=ahead)
+        self._done: queue.Queue[tuple[Batch, Any, float, tuple[bool, float, float]] | None] = queue.Queue(maxsize=2)
         self._last_done, self._last_saturated = 0.0, False
         self._stopping = False
         # Forward threads: one, or on a CPU one per stream; how many are running a pass, and how many live.
@@ -523,7 +524,7 @@ class Batcher(QueueReads):
                 self._fail(batch, exc, "collating")
                 continue
             self.stages.busy("collate", time.perf_counter() - started)
-            self._ready.put((batch, features, saturated))
+            self._ready.put((batch, features, saturated, time.perf_counter()))
 
     def _forward_loop(self) -> None:
         while True:
@@ -535,7 +536,7 @@ class Batcher(QueueReads):
                 if last:  # the post thread stops after every forward thread's last batch
                     self._done.put(None)
                 return
-            batch, features, saturated = job
+            batch, features, saturated, formed = job
             if all(t.done for t in batch.tickets):
                 self.observer.dropped(len(batch))
                 self._retire(batch)
@@ -559,14 +560,14 @@ class Batcher(QueueReads):
                 with self._forward_lock:
                     self._forwarding -= 1
             self.stages.busy("forward", time.perf_counter() - start)
-            self._done.put((batch, output, start, saturated, share))
+            self._done.put((batch, output, start, (saturated, formed, share)))
 
     def _post_loop(self) -> None:
         while True:
             job = self._done.get()
             if job is None:
                 return
-            batch, output, start, saturated, share = job
+            batch, output, start, (saturated, formed, share) = job
             try:
                 values = self.runtime.fetch(output)
             except Exception as exc:
@@ -574,9 +575,11 @@ class Batcher(QueueReads):
                 continue
             fetched = time.perf_counter()
             seconds = fetched - start
-            # Work queued behind this batch and the one before it: the time between their ends is what a
-            # batch really costs the host. Else its own time, as if on all the cores where it had a share.
-            busy = saturated and self._last_saturated
+            # Work queued behind this batch and the one before it, and this one ready before that one ended:
+            # the time between their ends is what a batch really costs the host. (Queued work can vanish,
+            # cancelled or past its deadline, and the worker idle before the next batch forms.) Else its own
+            # time, as if on all the cores where it had a share of them.
+            busy = saturated and self._last_saturated and formed <= self._last_done
             self._measure(batch, fetched - self._last_done if busy else seconds * share)
             self._last_done, self._last_saturated = fetched, saturated
             self.observer.batch_done(len(batch), seconds)

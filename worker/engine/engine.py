@@ -144,11 +144,12 @@ class Engine:
         self._start_tokenizer_threads()
         self._warm_up()
         log.info(
-            "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s max_length=%d "
+            "model ready: model=%s embed_model=%s device=%s (%s) dtype=%s (%s) backend=%s graph=%s max_length=%d "
             "tokenizer_workers=%d forward_streams=%d in %.1fs",
             s.model, s.embed_model if self.embedder else "-", self.placement.device, self.placement.name,
-            self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend, self.scorer.max_length,
-            self.tokenizer_workers, self._forward_streams(), time.perf_counter() - t0,
+            self.placement.dtype_name, self.placement.dtype_reason, self.placement.backend,
+            self.scorer.graph or "-", self.scorer.max_length, self.tokenizer_workers, self._forward_streams(),
+            time.perf_counter() - t0,
         )
         freeze_startup_heap()
         self._ready.set()
@@ -216,6 +217,12 @@ class Engine:
             streams=self._cpu_streams(runtime),
         )
         return self._track(batcher, model)
+
+    def _graph_reason(self) -> str:
+        """How torch runs the scorer (`CrossEncoderRuntime._graph`), for Info's dtype_reason; a frontend's
+        comes with the core's placement."""
+        graph = self.scorer.graph if self.scorer else ""
+        return f"; graph {graph}" if graph else ""
 
     def _forward_streams(self) -> int:
         """Forward passes the scorer's batcher runs side by side (a frontend's: none of its own)."""
@@ -505,7 +512,7 @@ class Engine:
             embed_model=s.embed_model if s.serves_embeddings else "",
             device=str(p.device) if p else s.device,
             dtype=p.dtype_name if p else s.dtype,
-            dtype_reason=p.dtype_reason if p else "",
+            dtype_reason=(p.dtype_reason if p else "") + self._graph_reason(),
             backend=p.backend if p else s.backend,
             max_input_length=self.scorer.max_length if self.scorer else s.max_length,
             max_batch_tokens=self.batch_limits[0],

@@ -152,6 +152,7 @@ class CrossEncoderRuntime(_TorchForward):
         self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length, max_query_share, transformer)
         self.default_prompt = self._default_prompt(default_prompt)
         self.model = self.cross_encoder.model.eval()
+        self.graph = ""  # how --backend torch runs the model, and why (`_graph`); empty without weights or torch
         if not weights:
             _drop_weights(self.model)
             return
@@ -175,8 +176,7 @@ class CrossEncoderRuntime(_TorchForward):
             self.onnx = OnnxCrossEncoder(model_id, self.model, self.tokenizer, onnx_cache,
                                          int8=backend == "onnx-int8")
         self._check_one_score_per_pair()
-        if torch_graph == "traced":
-            self._trace()
+        self.graph = self._graph(torch_graph)
 
     @property
     def takes_instruction(self) -> bool:
@@ -216,23 +216,54 @@ class CrossEncoderRuntime(_TorchForward):
             raise ModelRefusedError(f"{self.model_id} ({self.architecture}, {self.task}) gives {gives} for 2 pairs, "
                                     "not one score per pair; serve a reranker with one output")
 
-    def _trace(self) -> None:
-        """Trace the classifier on one batch; refuse it unless the trace scores other batches as eager does."""
-        if self.backend != "torch" or self.task != "sequence-classification":
-            raise ModelRefusedError(f"--torch-graph traced serves sequence classifiers on --backend torch, not "
-                                    f"{self.architecture} ({self.task}) on {self.backend}; use --torch-graph eager")
+    def _graph(self, wanted: str) -> str:
+        """Run the model traced or eager, as `wanted` says; what was picked, and why where auto picked it.
+
+        auto traces on a CPU, where a traced 1-layer model's stream ran 1.07-1.26x eager's and MiniLM's as
+        fast (docs/benchmarks.md), and falls back to eager, saying why, where the trace does not hold. On a
+        GPU it stays eager until a traced run is measured there.
+        """
+        if self.backend != "torch":
+            if wanted == "traced":
+                raise ModelRefusedError(f"--torch-graph traced runs --backend torch, not {self.backend}; "
+                                        "serve it with --torch-graph auto or eager")
+            return ""
+        if wanted == "eager":
+            return "eager"
+        if wanted == "auto" and self.placement.device.type != "cpu":
+            return "eager (auto: traced is picked on a CPU only)"
+        why_not = self._trace()
+        if wanted == "traced" and why_not:
+            raise ModelRefusedError(f"{why_not}; serve it with --torch-graph eager")
+        if why_not:
+            log.info("%s runs eager: %s", self.model_id, why_not)
+            return f"eager (auto: {why_not})"
+        return "traced" + (" (auto: on a CPU, its scores equal eager's)" if wanted == "auto" else "")
+
+    def _trace(self) -> str:
+        """Trace the classifier on one batch and check it against eager on others; why not, where it does not hold.
+
+        The checks are batches of other sizes and lengths, up to a long input (at most 512 tokens, to keep
+        the start short): a branch on a shape that tracing fixed shows as scores unlike eager's.
+        """
+        if self.task != "sequence-classification":
+            return f"--torch-graph traced serves sequence classifiers, not {self.architecture} ({self.task})"
         traced_on, *checks = [self.collate_parts([(t, np.arange(len(t)))]) for t in (
             self.pair_tokenizer.encode("warm up", ["a document", "a longer document than the first"]),
             self.pair_tokenizer.encode("a longer query than before", [f"document {i} " + "word " * (9 * i)
                                                                        for i in range(5)]),
-            self.pair_tokenizer.encode("q", ["x"]))]
-        traced = TracedClassifier(self.model, self._inputs(traced_on), self._autocast)
-        worst = max(traced.differs(self._inputs(b), self._chain(b)) for b in (traced_on, *checks))
+            self.pair_tokenizer.encode("q", ["x"]),
+            self.pair_tokenizer.encode("a query", ["word " * min(self.max_length, 512), "short"]))]
+        try:
+            traced = TracedClassifier(self.model, self._inputs(traced_on), self._autocast)
+            worst = max(traced.differs(self._inputs(b), self._chain(b)) for b in (traced_on, *checks))
+        except Exception as exc:  # a model whose Python the tracer cannot follow
+            return f"{self.model_id} does not trace ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         if worst > TRACE_TOLERANCE:
-            raise ModelRefusedError(f"{self.model_id}: its traced graph scores {worst:.2g} away from eager on "
-                                    "batches of other shapes; serve it with --torch-graph eager")
+            return f"{self.model_id}: its traced graph scores {worst:.2g} away from eager on batches of other shapes"
         self.traced = traced
         log.info("%s traced (TorchScript); its scores equal eager's within %.0e", self.model_id, TRACE_TOLERANCE)
+        return ""
 
     def _chain(self, batch: _Inputs) -> torch.Tensor:
         if self.onnx is not None:
