@@ -219,7 +219,7 @@ class CrossEncoderRuntime(_TorchForward):
     def _graph(self, wanted: str) -> str:
         """Run the model traced or eager, as `wanted` says; what was picked, and why where auto picked it.
 
-        auto traces on a CPU, where a traced 1-layer model's stream ran 1.07-1.26x eager's and MiniLM's as
+        auto traces on a CPU, where a traced 1-layer model's stream ran 1.12-1.26x eager's and MiniLM's as
         fast (docs/benchmarks.md), and falls back to eager, saying why, where the trace does not hold. On a
         GPU it stays eager until a traced run is measured there.
         """
