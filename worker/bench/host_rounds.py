@@ -54,7 +54,7 @@ def run(cfg: BenchConfig, rounds: int) -> dict[str, Any]:
         if not server.wait_ready(1800):
             raise RuntimeError(f"worker failed to load {cfg.model_path}: {server.engine.load_error}")
         engine = server.engine
-        graph = engine.scorer.graph.split(" ")[0] or cfg.torch_graph  # what auto picked: the core's is the same
+        graph = "traced" if engine.scorer.traced is not None else "eager"  # what auto picked: the served one's too
         with served_worker(_serve_args(cfg)) as worker:
             runners.run_stream(worker.address, workload[:4], cfg.concurrency)  # warm-up
             for k in range(rounds):

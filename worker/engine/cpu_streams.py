@@ -36,8 +36,9 @@ class CpuStreams:
     """How many forward threads a batcher runs, and the torch threads each pass gets."""
 
     def __init__(self, count: int, cores: int | None = None, busy_elsewhere: Callable[[], bool] = lambda: False):
+        """`count` 0: `auto_count`; `cores` None: the cores this process may run on."""
         self.cores = cores or len(os.sched_getaffinity(0))
-        self.count = max(1, min(count, self.cores))
+        self.count = max(1, min(count or auto_count(self.cores), self.cores))
         self.share = max(1, self.cores // self.count)
         self.busy_elsewhere = busy_elsewhere  # work of this worker outside the batcher, e.g. tokenizing
         self._threads = threading.local()

@@ -31,7 +31,7 @@ from crossrank.worker.engine.admission import (
     start_up_seconds,
 )
 from crossrank.worker.engine.batcher import Batcher, Ticket
-from crossrank.worker.engine.cpu_streams import CpuStreams, auto_count
+from crossrank.worker.engine.cpu_streams import CpuStreams
 from crossrank.worker.engine.device import Placement, place
 from crossrank.worker.engine.request import Request
 from crossrank.worker.engine.runtime import CrossEncoderRuntime, EmbedderRuntime
@@ -235,10 +235,8 @@ class Engine:
         on_torch = getattr(runtime, "backend", "torch") == "torch"  # the embedder always is
         if self.placement is None or self.placement.device.type != "cpu" or not on_torch:
             return None
-        cores = len(os.sched_getaffinity(0))
         # Tokenizing is the worker's work too: a pass alone in the batcher leaves those cores to it.
-        return CpuStreams(self.settings.cpu_streams or auto_count(cores), cores,
-                          busy_elsewhere=lambda: self._tokenizing_at(None) > 0)
+        return CpuStreams(self.settings.cpu_streams, busy_elsewhere=lambda: self._tokenizing_at(None) > 0)
 
     def _track(self, batcher: Batcher, model: str) -> Batcher:
         # Read when scraped, so the gauge is true at every moment (a cancelled request leaves it at once).
