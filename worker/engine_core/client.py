@@ -7,8 +7,9 @@ and the transports run the same code in a frontend as in one process. The counts
 last status plus what this frontend has sent since that status counted, so a burst is seen at
 once here; other frontends' bursts are seen within one status (a few ms).
 
-The core is gone when its status stops (`wire.SILENCE`): every request waiting on it fails
-UNAVAILABLE at once (clients retry), and the engine reports not ready until a core speaks again.
+The core is gone when its status stops (`wire.SILENCE`), or when a status comes from a new core:
+every request waiting on it fails UNAVAILABLE at once (clients retry), and the engine reports not
+ready until a core says it is ready.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class CoreClient:
         self._sent: deque[tuple[int, str, int, int]] = deque()  # (seq, kind, priority, pairs) not yet in a status
         self._states: dict[str, QueueState] = {}
         self._status: dict[str, Any] = {}
-        self._heard = 0.0  # time.monotonic() of the core's last status
+        self._heard = 0.0  # when (the core's time.monotonic()) the core sent its last status
+        self._core: str | None = None  # which core sent it (`CoreServer.boot`); submits are meant for that one
         self._status_event = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name="core-client", daemon=True)
@@ -147,7 +149,7 @@ class CoreClient:
             with self._lock:
                 self._sent.append((self._seq, kind, ticket.priority, len(ticket.tokens)))
             head = {"id": request_id, "kind": kind, "priority": ticket.priority, "timeout": timeout,
-                    "frontend": self.name, "seq": self._seq}
+                    "frontend": self.name, "seq": self._seq, "core": self._core}
             self._push.send_multipart(wire.submit_frames(head, ticket.tokens))
         ticket.add_done_callback(lambda t: self._ended(request_id, t))
         return ticket
@@ -196,22 +198,29 @@ class CoreClient:
                     self._handle(frames[0].bytes, frames[1:])
             alive = self.alive
             if was_alive and not alive:
-                log.error("the engine core went silent; failing the %d requests waiting on it", len(self._tickets))
-                with self._lock:
-                    self._sent.clear()  # a new core counts afresh
-                self.fail_all(None, errors.NotReadyError("the engine core stopped; retry shortly"))
+                self._lose_core("went silent")
             was_alive = alive
+
+    def _lose_core(self, why: str) -> None:
+        if self._tickets or why == "went silent":
+            log.error("the engine core %s; failing the %d requests waiting on it", why, len(self._tickets))
+        with self._lock:
+            self._sent.clear()  # a new core counts afresh
+        self.fail_all(None, errors.NotReadyError("the engine core stopped; retry shortly"))
 
     def _handle(self, topic: bytes, frames: list[Any]) -> None:
         kind, head = frames[0].bytes, wire.header(frames)
         if topic == wire.STATUS:
+            if self._core is not None and head["core"] != self._core:
+                self._lose_core("was restarted")  # the old one's work will never be answered
             with self._lock:
                 self._states = {k: wire.queue_state_of(v) for k, v in head["queues"].items()}
                 counted = head["received"].get(self.name, 0)
                 while self._sent and self._sent[0][0] <= counted:
                     self._sent.popleft()
             self._status = head
-            self._heard = time.monotonic()
+            self._core = head["core"]
+            self._heard = max(self._heard, head["at"])
             self._status_event.set()
             return
         with self._lock:

@@ -50,6 +50,11 @@ def addresses(folder: Path) -> tuple[str, str]:
     return f"ipc://{folder}/requests", f"ipc://{folder}/replies"
 
 
+def link_name(index: int, pid: int) -> str:
+    """A frontend's name on the core's link: its pid in it, so a frontend started again is a new one."""
+    return f"frontend-{index}-{pid}"
+
+
 def ready_file(folder: Path, role: str) -> Path:
     return folder / f"ready-{role}"
 
@@ -101,7 +106,7 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
 
     torch.set_num_threads(1)  # a frontend runs no model: no thread pool to keep
     ready = ready_file(folder, role)
-    core = CoreClient(*addresses(folder), name=f"{role}-{os.getpid()}")
+    core = CoreClient(*addresses(folder), name=link_name(index, os.getpid()))
     # The cores but one are the tokenizers' (as in one process), shared among the frontends.
     tokenizers = settings.tokenizer_workers or max(1, (len(os.sched_getaffinity(0)) - 1) // settings.frontend_count)
     engine = Engine(dataclasses.replace(settings, metrics_port=0, tokenizer_workers=tokenizers), core=core)

@@ -6,13 +6,15 @@ and runs them: its tokenizer pool stays idle, since requests arrive as token arr
 receives (requests and cancels); replies go out from whichever engine thread finishes a request,
 under a lock, on the one PUB socket. The queue's state goes out every `STATUS_EVERY` seconds while
 requests arrive, and at least every `HEARTBEAT` seconds: frontends admit from it, and take its
-silence as the core's death. A frontend silent for `SILENCE` seconds has died: its queued work
-is dropped, since its callers have gone with it.
+silence as the core's death. A frontend has died when the supervisor says so (`gone`, at once)
+or when it has said nothing for `SILENCE` seconds: its queued work is dropped, since its callers
+have gone with it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -42,7 +44,11 @@ class CoreServer:
         self._pub_lock = threading.Lock()
         self._tickets: dict[tuple[str, int], Ticket] = {}
         self._received: dict[str, int] = {}  # each frontend's last request seen, so it knows what is counted
-        self._heard: dict[str, float] = {}  # time.monotonic() each frontend last said anything
+        self._heard: dict[str, float] = {}  # when (its time.monotonic()) each frontend last said anything
+        self._lost: set[str] = set()  # frontends dropped for silence: said once, not at every late heartbeat
+        self._dead: set[str] = set()  # frontends the supervisor saw end (a name holds a pid: never reused soon)
+        # Which core this is, in every status: frontends name it in their submits (see wire.py).
+        self.boot = f"{os.getpid()}-{time.monotonic_ns()}"
         self._info: dict[str, Any] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="core-link", daemon=True)
@@ -81,36 +87,57 @@ class CoreServer:
 
     def _handle(self, frames: list[Any]) -> None:
         kind, head = frames[0].bytes, wire.header(frames)
-        self._heard[head["frontend"]] = time.monotonic()
+        frontend = head["frontend"]
+        if kind == wire.GONE:  # from the supervisor, which saw the process end
+            self._dead.add(frontend)
+            self._forget({frontend}, "died")
+            return
+        if frontend in self._dead:  # what it sent before it died, read late: no one waits for it
+            return
+        if head["at"] > self._heard.get(frontend, 0.0):
+            self._heard[frontend] = head["at"]
+            if time.monotonic() - head["at"] < wire.SILENCE:
+                self._lost.discard(frontend)
         if kind == wire.ALIVE:
             return
-        key = (head["frontend"], head["id"])
+        key = (frontend, head["id"])
         if kind == wire.CANCEL:
             ticket = self._tickets.get(key)
             if ticket is not None:
                 ticket.cancel()
             return
-        self._received[head["frontend"]] = head["seq"]
+        self._received[frontend] = head["seq"]
         timeout = head["timeout"]
         ticket = Ticket(wire.tokens_of(head, frames), None if timeout is None else time.perf_counter() + timeout,
                         head["priority"])
         self._tickets[key] = ticket
         ticket.add_done_callback(lambda t: self._reply(key, t))
+        if head["core"] != self.boot:  # sent to the core before this one: its frontend has failed it already
+            ticket.fail(NotReadyError("the engine core was restarted; retry"))
+            return
+        if not self.engine.loaded:  # a frontend submits only once a status said ready: never expected here
+            ticket.fail(NotReadyError("the engine core is still loading; retry shortly"))
+            return
         try:
             self.engine.queue(head["kind"]).submit(ticket)
-        except Exception as exc:  # not loaded, or stopping: the request's answer, never the core's end
+        except Exception as exc:  # stopping, or no such model: the request's answer, never the core's end
             ticket.fail(exc)
 
     def _forget_silent(self, now: float) -> None:
-        """Cancel the work of frontends that have died (silent for `SILENCE` s): no one waits for it."""
-        gone = {name for name, heard in self._heard.items() if now - heard > wire.SILENCE}
-        if not gone:
-            return
-        for name in gone:
-            del self._heard[name]
+        """Drop the work of frontends that have died (silent for `SILENCE` s): no one waits for it."""
+        silent = {name for name, heard in self._heard.items() if now - heard > wire.SILENCE}
+        if silent:
+            self._forget(silent, "went silent")
+
+    def _forget(self, frontends: set[str], why: str) -> None:
+        for name in frontends:
+            self._heard.pop(name, None)
             self._received.pop(name, None)
-        dropped = [t for (name, _), t in list(self._tickets.items()) if name in gone]
-        log.warning("frontend(s) %s went silent; dropping their %d requests", ", ".join(sorted(gone)), len(dropped))
+        dropped = [t for (name, _), t in list(self._tickets.items()) if name in frontends]
+        if dropped or not frontends <= self._lost:
+            log.warning("frontend(s) %s %s; dropping their %d requests", ", ".join(sorted(frontends)), why,
+                        len(dropped))
+        self._lost |= frontends
         for ticket in dropped:  # answered, in case a frontend was only slow: its callers retry
             ticket.fail(NotReadyError("the engine core lost this frontend; retry"))
 
@@ -138,7 +165,8 @@ class CoreServer:
         error = engine.load_error
         if self._info is None and engine.ready:
             self._info = engine.core_info()  # fixed once the models are loaded
-        status = {"ready": engine.ready, "load_error": None if error is None else f"{error}", "info": self._info,
+        status = {"core": self.boot, "ready": engine.ready, "load_error": None if error is None else f"{error}",
+                  "info": self._info,
                   "queues": {kind: wire.queue_state_json(queue.state()) for kind, queue in engine.queues().items()},
                   "received": dict(self._received)}
         self._send([wire.STATUS, *wire.pack(wire.STATUS, status)])

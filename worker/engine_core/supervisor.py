@@ -10,7 +10,8 @@ Like vLLM's API servers and engine core: the host work of a request (protobuf, t
 ranking) runs in N interpreters in parallel, and the one that owns the device does nothing else.
 
 This process only supervises. A frontend that dies is started again; only the calls it held
-fail (UNAVAILABLE), and clients retry them on the others. A core that dies is started again
+fail (UNAVAILABLE), and clients retry them on the others; the core is told at once, and drops
+the dead frontend's queued work. A core that dies is started again
 too, and initialises the device afresh; meanwhile the frontends say NOT_SERVING. A core that
 keeps dying (`MAX_CORE_DEATHS` within `DEATH_WINDOW` seconds) ends `serve` with an error, so
 that compose or Kubernetes take over.
@@ -32,8 +33,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from crossrank.worker.engine_core import metrics
-from crossrank.worker.engine_core.processes import ready_file, run_core, run_frontend
+import zmq
+
+from crossrank.worker.engine_core import metrics, wire
+from crossrank.worker.engine_core.processes import addresses, link_name, ready_file, run_core, run_frontend
 from crossrank.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ class Supervisor:
         self._frontends: list[BaseProcess | None] = [None] * settings.frontend_count
         self._core_deaths: deque[float] = deque()
         self.failure: str | None = None
+        self._zmq = zmq.Context()
+        self._to_core = self._zmq.socket(zmq.PUSH)  # to say a frontend died; kept for the cores that follow
+        self._to_core.setsockopt(zmq.SNDHWM, 0)
+        self._to_core.connect(addresses(self._folder)[0])
 
     @property
     def ready(self) -> bool:
@@ -120,6 +127,8 @@ class Supervisor:
                         self.failure = f"frontend-{index} could not start; see the log above"
                         return
                     log.error("frontend-%d died (exit code %s); starting it again", index, frontend.exitcode)
+                    # The core drops its work now, not after its silence.
+                    self._to_core.send_multipart(wire.pack(wire.GONE, {"frontend": link_name(index, frontend.pid)}))
                     self._start_frontend(index)
 
     def stop(self, grace: float) -> None:
@@ -129,6 +138,8 @@ class Supervisor:
         self._terminate([self._core] if self._core is not None else [], 5.0)
         for sock in self._ports:
             sock.close()
+        self._to_core.close(linger=0)
+        self._zmq.term()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     @staticmethod

@@ -7,18 +7,28 @@ a copy costs less than zmq's zero-copy bookkeeping (a garbage-collector thread p
 they are received without one, and read in place.
 
     frontend -> core (PUSH -> PULL)
-      submit  {id, kind, priority, timeout, frontend, seq}  ids, type_ids (empty if none), offsets
+      submit  {id, kind, priority, timeout, frontend, seq, core}  ids, type_ids (empty if none), offsets
       cancel  {id, frontend}
       alive   {frontend}                                    every HEARTBEAT s: a silent frontend's work is dropped
+    supervisor -> core (PUSH -> PULL)
+      gone    {frontend}                                    a frontend died: its work is dropped at once
     core -> frontends (PUB -> SUB; the topic is the frontend's name, or b"status" for everyone)
       done    {id, started_ago, inference_s}                outputs (float32)
       failed  {id, error, message}
-      status  {ready, load_error, info, queues: {kind: QueueState}, received: {frontend: seq}}
+      status  {core, ready, load_error, info, queues: {kind: QueueState}, received: {frontend: seq}}
+
+Every header also carries `at`, the sender's time.monotonic() when it sent it. Both ends run on one
+machine, where that clock (CLOCK_MONOTONIC) is the same in every process, so silence is judged by
+when the other side last spoke, not by when this side got round to reading it: a receiver that was
+itself starved of CPU, and reads a backlog late, does not take a live peer for dead, nor a dead
+one for live. A submit names the core it was meant for (`core`, from that core's status): a core
+started afresh refuses what was sent to the one before it, whose callers have been failed already.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -32,7 +42,8 @@ HEARTBEAT = 0.1  # seconds between the core's status, and between a frontend's "
 # machine, where a process can wait a second for a core.
 SILENCE = 2.0
 
-SUBMIT, CANCEL, ALIVE, DONE, FAILED, STATUS = b"submit", b"cancel", b"alive", b"done", b"failed", b"status"
+SUBMIT, CANCEL, ALIVE, GONE = b"submit", b"cancel", b"alive", b"gone"
+DONE, FAILED, STATUS = b"done", b"failed", b"status"
 
 
 def header(frames: list[Any]) -> dict[str, Any]:
@@ -40,7 +51,8 @@ def header(frames: list[Any]) -> dict[str, Any]:
 
 
 def pack(kind: bytes, head: dict[str, Any], *arrays: np.ndarray) -> list[Any]:
-    return [kind, json.dumps(head).encode(), *(np.ascontiguousarray(a) for a in arrays)]
+    """A message's frames; its header is stamped with the time it is sent (`at`)."""
+    return [kind, json.dumps({**head, "at": time.monotonic()}).encode(), *(np.ascontiguousarray(a) for a in arrays)]
 
 
 def submit_frames(head: dict[str, Any], tokens: Tokens) -> list[Any]:
