@@ -9,6 +9,9 @@ either side takes the other for dead.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -173,33 +176,73 @@ def test_silence_is_judged_by_when_a_frontend_spoke_not_when_its_words_were_read
     assert dropped is not None and "lost this frontend" in dropped["message"]
 
 
-def test_a_frontend_fails_what_waits_on_a_core_that_was_restarted(tmp_path):
-    requests, replies = f"ipc://{tmp_path}/requests", f"ipc://{tmp_path}/replies"
-    context = zmq.Context()
-    pull, pub = context.socket(zmq.PULL), context.socket(zmq.PUB)
-    pull.bind(requests)
-    pub.bind(replies)
-    client = CoreClient(requests, replies, name="frontend-0-1")
-    try:
-        def status(core: str) -> None:
-            head = {"core": core, "ready": True, "load_error": None, "info": {}, "queues": {}, "received": {}}
-            pub.send_multipart([wire.STATUS, *wire.pack(wire.STATUS, head)])
+class CoreEnd:
+    """A core's two sockets, speaking wire.py by hand, for a real `CoreClient`."""
 
+    def __init__(self, tmp_path):
+        self.requests, self.replies = f"ipc://{tmp_path}/requests", f"ipc://{tmp_path}/replies"
+        self.context = zmq.Context()
+        self.pull, self.pub = self.context.socket(zmq.PULL), self.context.socket(zmq.PUB)
+        self.pull.bind(self.requests)
+        self.pub.bind(self.replies)
+
+    def status(self, core: str, pid: int) -> None:
+        head = {"core": core, "pid": pid, "ready": True, "load_error": None, "info": {}, "queues": {},
+                "received": {}}
+        self.pub.send_multipart([wire.STATUS, *wire.pack(wire.STATUS, head)])
+
+    def serving(self, client: CoreClient, core: str, pid: int) -> None:
+        """Statuses until the client's SUB socket has joined and takes this core for alive."""
         deadline = time.monotonic() + 10
-        while not client.alive and time.monotonic() < deadline:  # until the SUB socket has joined
-            status("core-a")
+        while not client.alive and time.monotonic() < deadline:
+            self.status(core, pid)
             time.sleep(0.02)
         assert client.alive
-        ticket = client.submit("score", Ticket(one_input(), time.perf_counter() + 60))
-        frames = pull.recv_multipart()
+
+    def next_submit(self) -> dict:
+        frames = self.pull.recv_multipart()
         while frames[0] != wire.SUBMIT:  # heartbeats
-            frames = pull.recv_multipart()
-        assert wire.header(frames)["core"] == "core-a"
-        status("core-b")  # a new core speaks, well within the silence
-        assert ticket.wait(wire.SILENCE / 2)
+            frames = self.pull.recv_multipart()
+        return wire.header(frames)
+
+    def close(self) -> None:
+        self.pull.close(linger=0)
+        self.pub.close(linger=0)
+        self.context.term()
+
+
+@pytest.fixture
+def core_end(tmp_path):
+    end = CoreEnd(tmp_path)
+    client = CoreClient(end.requests, end.replies, name="frontend-0-1")
+    yield end, client
+    client.stop()
+    end.close()
+
+
+def test_a_frontend_fails_what_waits_on_a_core_that_was_restarted(core_end):
+    end, client = core_end
+    end.serving(client, "core-a", os.getpid())
+    ticket = client.submit("score", Ticket(one_input(), time.perf_counter() + 60))
+    assert end.next_submit()["core"] == "core-a"
+    end.status("core-b", os.getpid())  # a new core speaks, well within the silence
+    assert ticket.wait(wire.SILENCE / 2)
+    assert isinstance(ticket.error, errors.NotReadyError)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
+def test_a_frontend_sees_its_core_process_end_at_once(core_end):
+    end, client = core_end
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        end.serving(client, "core-a", process.pid)
+        ticket = client.submit("score", Ticket(one_input(), time.perf_counter() + 60))
+        end.next_submit()
+        end.status("core-a", process.pid)  # its last word, read after its end
+        process.kill()
+        assert ticket.wait(wire.SILENCE / 2), "the frontend waited for the core's silence"
         assert isinstance(ticket.error, errors.NotReadyError)
+        assert not client.alive
     finally:
-        client.stop()
-        pull.close(linger=0)
-        pub.close(linger=0)
-        context.term()
+        process.kill()
+        process.wait()

@@ -7,15 +7,18 @@ and the transports run the same code in a frontend as in one process. The counts
 last status plus what this frontend has sent since that status counted, so a burst is seen at
 once here; other frontends' bursts are seen within one status (a few ms).
 
-The core is gone when its status stops (`wire.SILENCE`), or when a status comes from a new core:
-every request waiting on it fails UNAVAILABLE at once (clients retry), and the engine reports not
-ready until a core says it is ready.
+The core is gone when its process ends (watched through a Linux pidfd, so at once), when its
+status stops (`wire.SILENCE`), or when a status comes from a new core: every request waiting on it
+fails UNAVAILABLE at once (clients retry), and the engine reports not ready until a core says it is
+ready.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -65,6 +68,15 @@ class CoreQueue(QueueReads):
         self.client.fail_all(self.kind, errors.OverloadedError("worker stopped before this request was scored"))
 
 
+def _process_end(pid: int) -> int | None:
+    """A file descriptor that turns readable when process `pid` ends (a pidfd); None where there are none
+    (not Linux, a kernel before 5.3), and then only the core's silence tells."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 class CoreClient:
     def __init__(self, requests: str, replies: str, name: str):
         self.name = name
@@ -87,6 +99,10 @@ class CoreClient:
         self._status: dict[str, Any] = {}
         self._heard = 0.0  # when (the core's time.monotonic()) the core sent its last status
         self._core: str | None = None  # which core sent it (`CoreServer.boot`); submits are meant for that one
+        self._dead_core: str | None = None  # a core seen to end: its statuses still queued here are stale
+        self._core_end: int | None = None  # the core's pidfd, watched beside the SUB socket
+        self._poller = zmq.Poller()
+        self._poller.register(self._sub, zmq.POLLIN)
         self._status_event = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name="core-client", daemon=True)
@@ -189,7 +205,16 @@ class CoreClient:
                 with self._push_lock:
                     self._push.send_multipart(wire.pack(wire.ALIVE, {"frontend": self.name}))
                 said = time.monotonic()
-            if self._sub.poll(int(wire.HEARTBEAT * 1000)):
+            events = dict(self._poller.poll(int(wire.HEARTBEAT * 1000)))
+            # The core's end first: a status read below may start watching a new core, whose pidfd can
+            # reuse the closed one's number, and this round's events are about the old one.
+            if self._core_end is not None and events.get(self._core_end):
+                self._dead_core, self._heard = self._core, 0.0
+                self._watch_core(None)
+                if was_alive:
+                    self._lose_core("died")
+                was_alive = False
+            if events.get(self._sub):
                 while True:
                     try:
                         frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -200,6 +225,17 @@ class CoreClient:
             if was_alive and not alive:
                 self._lose_core("went silent")
             was_alive = alive
+        self._watch_core(None)
+
+    def _watch_core(self, pid: int | None) -> None:
+        """Watch the end of the core process `pid` (None: of none)."""
+        if self._core_end is not None:
+            self._poller.unregister(self._core_end)
+            with contextlib.suppress(OSError):
+                os.close(self._core_end)
+        self._core_end = None if pid is None else _process_end(pid)
+        if self._core_end is not None:
+            self._poller.register(self._core_end, zmq.POLLIN)
 
     def _lose_core(self, why: str) -> None:
         if self._tickets or why == "went silent":
@@ -211,8 +247,12 @@ class CoreClient:
     def _handle(self, topic: bytes, frames: list[Any]) -> None:
         kind, head = frames[0].bytes, wire.header(frames)
         if topic == wire.STATUS:
-            if self._core is not None and head["core"] != self._core:
-                self._lose_core("was restarted")  # the old one's work will never be answered
+            if head["core"] == self._dead_core:
+                return  # sent before it ended, read after
+            if head["core"] != self._core:
+                if self._core is not None:
+                    self._lose_core("was restarted")  # the old one's work will never be answered
+                self._watch_core(head["pid"])
             with self._lock:
                 self._states = {k: wire.queue_state_of(v) for k, v in head["queues"].items()}
                 counted = head["received"].get(self.name, 0)

@@ -165,8 +165,8 @@ class CoreServer:
         error = engine.load_error
         if self._info is None and engine.ready:
             self._info = engine.core_info()  # fixed once the models are loaded
-        status = {"core": self.boot, "ready": engine.ready, "load_error": None if error is None else f"{error}",
-                  "info": self._info,
+        status = {"core": self.boot, "pid": os.getpid(), "ready": engine.ready,
+                  "load_error": None if error is None else f"{error}", "info": self._info,
                   "queues": {kind: wire.queue_state_json(queue.state()) for kind, queue in engine.queues().items()},
                   "received": dict(self._received)}
         self._send([wire.STATUS, *wire.pack(wire.STATUS, status)])

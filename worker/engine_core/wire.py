@@ -15,14 +15,15 @@ they are received without one, and read in place.
     core -> frontends (PUB -> SUB; the topic is the frontend's name, or b"status" for everyone)
       done    {id, started_ago, inference_s}                outputs (float32)
       failed  {id, error, message}
-      status  {core, ready, load_error, info, queues: {kind: QueueState}, received: {frontend: seq}}
+      status  {core, pid, ready, load_error, info, queues: {kind: QueueState}, received: {frontend: seq}}
 
 Every header also carries `at`, the sender's time.monotonic() when it sent it. Both ends run on one
 machine, where that clock (CLOCK_MONOTONIC) is the same in every process, so silence is judged by
 when the other side last spoke, not by when this side got round to reading it: a receiver that was
 itself starved of CPU, and reads a backlog late, does not take a live peer for dead, nor a dead
-one for live. A submit names the core it was meant for (`core`, from that core's status): a core
-started afresh refuses what was sent to the one before it, whose callers have been failed already.
+one for live (a frontend also watches the core's process, `pid`, and sees it end at once). A
+submit names the core it was meant for (`core`, from that core's status): a core started afresh
+refuses what was sent to the one before it, whose callers have been failed already.
 """
 
 from __future__ import annotations
