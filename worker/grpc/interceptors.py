@@ -104,6 +104,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             counted(code, started)
             await context.abort(code, message_of(exc))
 
+        async def ended(exc: BaseException, context, started: float) -> None:
+            """A call that did not end OK: the caller gone (re-raised, so gRPC cancels it), or an error's status."""
+            if isinstance(exc, asyncio.CancelledError):
+                gone(context, started)
+                raise exc
+            await fail(exc, context, started)
+
         def wrap(behavior, streams):
             """One call's outcome, counted and timed once: OK, the caller gone, or the error's status."""
             if streams:
@@ -112,11 +119,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     try:
                         async for response in behavior(request, context):
                             yield response
-                    except asyncio.CancelledError:
-                        gone(context, started)
-                        raise
-                    except Exception as exc:
-                        await fail(exc, context, started)
+                    except (asyncio.CancelledError, Exception) as exc:
+                        await ended(exc, context, started)
                     counted(grpc.StatusCode.OK, started)
                 return stream_behavior
 
@@ -124,11 +128,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 try:
                     response = await behavior(request, context)
-                except asyncio.CancelledError:
-                    gone(context, started)
-                    raise
-                except Exception as exc:
-                    await fail(exc, context, started)
+                except (asyncio.CancelledError, Exception) as exc:
+                    await ended(exc, context, started)
                 counted(grpc.StatusCode.OK, started)
                 return response
             return unary_behavior
