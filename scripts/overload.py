@@ -257,7 +257,8 @@ def closed_loop_table(args, r: dict) -> str:
         f = r["floor"]
         rows.append("floor, the same clients against a gRPC server that refuses at once:")
         rows.append(f"  refusal p50 {percentile(f['refusals'], 50) * 1e3:.0f} ms, "
-                    f"p99 {percentile(f['refusals'], 99) * 1e3:.0f} ms")
+                    f"p99 {percentile(f['refusals'], 99) * 1e3:.0f} ms, "
+                    f"the first second's p99 {percentile(f['first_second'], 99) * 1e3:.0f} ms")
     if other:
         rows.append("other: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())
                                           if k not in ("OK", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")))
