@@ -194,7 +194,7 @@ class Engine:
     def queue(self, kind: str) -> Batcher:
         """The batcher of "score" or "embed" (where the engine core puts frontends' requests, too)."""
         batcher = self.queues().get(kind)
-        if batcher is None and kind == "score":  # always served, once loaded
+        if batcher is None and not self.loaded:  # its batcher may come yet (in an engine core, say)
             raise NotReadyError(f"worker is still loading {self.settings.model}; retry shortly")
         if batcher is None:  # only the embedding model is optional
             raise NotServedError("this worker serves no embedding model; start it with --embed-model")

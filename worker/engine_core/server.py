@@ -115,12 +115,9 @@ class CoreServer:
         if head["core"] != self.boot:  # sent to the core before this one: its frontend has failed it already
             ticket.fail(NotReadyError("the engine core was restarted; retry"))
             return
-        if not self.engine.loaded:  # a frontend submits only once a status said ready: never expected here
-            ticket.fail(NotReadyError("the engine core is still loading; retry shortly"))
-            return
         try:
             self.engine.queue(head["kind"]).submit(ticket)
-        except Exception as exc:  # stopping, or no such model: the request's answer, never the core's end
+        except Exception as exc:  # loading, stopping, no such model: the request's answer, never the core's end
             ticket.fail(exc)
 
     def _forget_silent(self, now: float) -> None:
