@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from prometheus_client.parser import text_string_to_metric_families
-from support.workers import serving_worker
+from support.workers import WorkerProcess, serving_worker
 
 from crossrank.client import CrossrankClient
 from crossrank.common.net import free_port, health_status
@@ -120,6 +120,28 @@ def test_a_killed_core_turns_the_frontends_not_serving_then_a_new_core_serves(sp
     assert split_worker.proc.poll() is None
     log = split_worker.output()
     assert "the engine core died (exit code -9)" in log and "the engine core is gone: NOT_SERVING" in log
+
+
+def test_a_core_killed_as_a_frontend_finishes_loading_is_replaced_and_it_serves(tiny_cross_encoder, oracle):
+    """The core dies just as a frontend has warmed up: between its `model ready` and its server's first health
+    (the heap freeze takes a few hundred ms). The frontend must take the core's death as the others do, not as its
+    own failure to start; once, it said "could not start: None", and `serve` gave up on the whole worker."""
+    expected = oracle.predict([(QUERY, d) for d in DOCS])
+    worker = WorkerProcess(tiny_cross_encoder, None, None, "--frontends", "2")
+    try:
+        wait_for(lambda: re.search(r"model ready: .* role=frontend-", worker.output()), 240,
+                 "no frontend got ready", worker)
+        core = started_pid(worker, "core")
+        os.kill(core, signal.SIGKILL)
+        wait_for(lambda: started_pid(worker, "core") != core, 10, "no new core was started", worker)
+        wait_for(lambda: health(worker.address) == "SERVING", 240, "not SERVING after a new core", worker)
+        with CrossrankClient(worker.address, timeout=60) as client:
+            for _ in range(4):  # over new connections: each frontend serves
+                assert_allclose(scores(client), expected, atol=1e-4)
+        assert worker.proc.poll() is None, worker.output()
+        assert "could not start" not in worker.output()
+    finally:
+        worker.stop()
 
 
 def core_counter(metrics_url: str, family: str) -> float:

@@ -119,18 +119,22 @@ def run_frontend(settings: WorkerSettings, index: int, folder: Path) -> None:
             log.error("could not start: %s", exc)
             raise SystemExit(3) from None
     server = create_server(engine.settings, engine=engine)
-    if not server.wait_ready():
+    # Not ready with no error of its own: this frontend is up, and the core died since it answered; that is the
+    # core's restart to wait for (below), not a failure to start, which would make `serve` give up on the worker.
+    if not server.wait_ready() and engine.load_error is not None:
         log.error("could not start: %s", engine.load_error)
         server.stop(0)
         raise SystemExit(3)
     ready.touch()
     serving = True
-    while not stop.wait(0.1):  # the core's health is this frontend's
+    while True:  # the core's health is this frontend's
         if engine.ready != serving:
             serving = engine.ready
             log.warning("the engine core is %s", "back: serving" if serving else "gone: NOT_SERVING")
             set_health(server.health, health_pb2.HealthCheckResponse.SERVING if serving
                        else health_pb2.HealthCheckResponse.NOT_SERVING)
+        if stop.wait(0.1):
+            break
     log.info("stopping (grace %.1fs)", settings.grace_seconds)
     server.stop()
     core.stop()
