@@ -23,6 +23,7 @@ from crossrank.worker.grpc.server import GrpcServer, set_health, start_grpc_serv
 from crossrank.worker.metrics import WorkerMetrics
 from crossrank.worker.model_source import ModelSourceError
 from crossrank.worker.settings import WorkerSettings
+from crossrank.worker.thread_names import NamedThread
 
 if TYPE_CHECKING:
     from crossrank.worker.http.gateway import HttpGateway
@@ -53,7 +54,7 @@ class WorkerServer:
     def load(self) -> None:
         """Start loading the model on a background thread; health turns SERVING after warm-up."""
         if self._loader is None:
-            self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+            self._loader = NamedThread(target=self._load, name="model-loader", daemon=True)
             self._loader.start()
 
     def _load(self) -> None:

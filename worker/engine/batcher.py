@@ -40,6 +40,7 @@ import numpy as np
 
 from crossrank.worker.engine.tokenizer import Tokens
 from crossrank.worker.errors import CancelledError, DeadlineError, OverloadedError
+from crossrank.worker.thread_names import NamedThread
 
 if TYPE_CHECKING:
     from crossrank.worker.engine.cpu_streams import CpuStreams
@@ -387,10 +388,10 @@ class Batcher(QueueReads):
         self._forwarding = 0
         self._forwards_live = forwards
         self._threads = [
-            threading.Thread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
-            *(threading.Thread(target=self._forward_loop, name=f"{name}-forward" + (f"-{k}" if k else ""),
-                               daemon=True) for k in range(forwards)),
-            threading.Thread(target=self._post_loop, name=f"{name}-post", daemon=True),
+            NamedThread(target=self._schedule_loop, name=f"{name}-schedule", daemon=True),
+            *(NamedThread(target=self._forward_loop, name=f"{name}-forward" + (f"-{k}" if k else ""),
+                          daemon=True) for k in range(forwards)),
+            NamedThread(target=self._post_loop, name=f"{name}-post", daemon=True),
         ]
         for thread in self._threads:
             thread.start()

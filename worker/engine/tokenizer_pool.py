@@ -15,6 +15,8 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 
+from crossrank.worker.thread_names import NamedThread
+
 _STOP = float("inf")  # sorts after every real priority: the threads finish queued work, then stop
 
 
@@ -31,7 +33,7 @@ class TokenizerPool:
         """Start the threads; each runs `prepare` (its tokenizer copies) before its first task."""
         ready = threading.Barrier(self.workers + 1)
         for k in range(self.workers):
-            thread = threading.Thread(target=self._run, args=(prepare, ready), name=f"{self._name}-{k}", daemon=True)
+            thread = NamedThread(target=self._run, args=(prepare, ready), name=f"{self._name}-{k}", daemon=True)
             thread.start()
             self._threads.append(thread)
         ready.wait(timeout)

@@ -30,6 +30,7 @@ import zmq
 from crossrank.worker import errors
 from crossrank.worker.engine.batcher import QueueReads, QueueState, Ticket
 from crossrank.worker.engine_core import wire
+from crossrank.worker.thread_names import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class CoreClient:
         self._poller.register(self._sub, zmq.POLLIN)
         self._status_event = threading.Event()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._receive_loop, name="core-client", daemon=True)
+        self._thread = NamedThread(target=self._receive_loop, name="core-client", daemon=True)
         self._thread.start()
 
     # -- the core's state ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import zmq
 from crossrank.worker.engine.batcher import Ticket
 from crossrank.worker.engine_core import wire
 from crossrank.worker.errors import CancelledError, NotReadyError
+from crossrank.worker.thread_names import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class CoreServer:
         self.boot = f"{os.getpid()}-{time.monotonic_ns()}"
         self._info: dict[str, Any] | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="core-link", daemon=True)
+        self._thread = NamedThread(target=self._loop, name="core-link", daemon=True)
 
     def start(self) -> CoreServer:
         self._thread.start()

@@ -38,6 +38,7 @@ import zmq
 from crossrank.worker.engine_core import metrics, wire
 from crossrank.worker.engine_core.processes import addresses, link_name, ready_file, run_core, run_frontend
 from crossrank.worker.settings import WorkerSettings
+from crossrank.worker.thread_names import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def serve_split(settings: WorkerSettings, echo: Any) -> int:
         signal.signal(sig, lambda *_: stop.set())
     supervisor = Supervisor(settings).start()
     log.info("engine core and %d frontends starting on port %d", settings.frontend_count, supervisor.port)
-    watcher = threading.Thread(target=supervisor.watch, args=(stop,), name="supervisor", daemon=True)
+    watcher = NamedThread(target=supervisor.watch, args=(stop,), name="supervisor", daemon=True)
     watcher.start()
     while not stop.is_set() and watcher.is_alive() and not supervisor.ready:
         stop.wait(0.1)

@@ -21,6 +21,7 @@ from crossrank.worker.grpc.interceptors import BearerTokenInterceptor, ErrorInte
 from crossrank.worker.grpc.reflection import enable_server_reflection
 from crossrank.worker.grpc.servicer import RerankerServicer
 from crossrank.worker.settings import WorkerSettings
+from crossrank.worker.thread_names import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class GrpcServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._pool = ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-aio", daemon=True)
+        self._thread = NamedThread(target=self._loop.run_forever, name="grpc-aio", daemon=True)
         self._thread.start()
         try:
             self._server, self.port = self._run(self._start(engine, drain))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 
 import uvicorn
@@ -18,6 +17,7 @@ from crossrank.worker.drain import Drain
 from crossrank.worker.engine import Engine
 from crossrank.worker.http.app import create_app
 from crossrank.worker.settings import WorkerSettings
+from crossrank.worker.thread_names import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class HttpGateway:
             timeout_graceful_shutdown=settings.grace_seconds,  # type: ignore[arg-type] (a float works)
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="http-gateway", daemon=True)
+        self._thread = NamedThread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                   name="http-gateway", daemon=True)
 
     def start(self, timeout: float = 30) -> HttpGateway:
         self._thread.start()
