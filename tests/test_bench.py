@@ -304,6 +304,8 @@ def test_host_path_rounds_measure_each_round_against_its_own_bound(tiny_cross_en
         assert r["vs_bound"] == pytest.approx(r["worker_pairs_per_s"] * ideal / r["cores"], abs=1e-3)
         assert r["cpu_vs_ideal"] == pytest.approx(r["worker_cpu_ms_per_pair"] / (ideal * 1e3), abs=1e-3)
         assert r["worker_cores"] > 0 and r["frontends"] == 0
+        split = r["thread_cpu_ms_per_pair"]  # the worker's CPU by what its threads do, read from /proc
+        assert split["forward"] > 0 and sum(split.values()) <= 1.5 * r["worker_cpu_ms_per_pair"] + 0.1, split
     for key in ("vs_bound", "cpu_vs_ideal", "worker_pairs_per_s"):
         assert data["median"][key] == sorted(r[key] for r in rounds)[1]
     targets = data["targets"]
@@ -315,6 +317,7 @@ def test_host_path_rounds_measure_each_round_against_its_own_bound(tiny_cross_en
     table = lines[at:at + 9]
     assert [row.split()[0] for row in table[3:7]] == ["1", "2", "3", "median"]
     assert all(len(line) <= 80 for line in table)
+    assert any(line.startswith("CPU ms a pair by thread, medians: forward") for line in lines), result.stdout
     assert not (out / "report.png").exists()  # --host-path runs the host path only
 
 
