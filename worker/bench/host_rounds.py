@@ -124,7 +124,7 @@ def _thread_lines(median: dict[str, Any]) -> list[str]:
     split = median.get("thread_cpu_ms_per_pair") or {}
     if not split:
         return []
-    ideal = {"forward": 1e3 / median["m1_pairs_per_s"], "rust tokenizer": 1e3 / median["t1_pairs_per_s"]}
+    ideal = {"forward": 1e3 / median["m1_pairs_per_s"], "tokenize": 1e3 / median["t1_pairs_per_s"]}
     parts = [f"{role} {ms:.3f}" + (f" (ideal {ideal[role]:.3f})" if role in ideal else "")
              for role, ms in split.items()]
     return textwrap.wrap("CPU ms a pair by thread, medians: " + ", ".join(parts), 80, subsequent_indent="  ")

@@ -2,9 +2,10 @@
 
 The worker names its threads for the OS (`worker/thread_names.py`), so the CPU time of each
 thread of its process tree can be summed by role without a profiler. Native pools take the
-name of the thread that started them: the Rust tokenizer's pool is started during warm-up by
-`model-loader`, so that thread's name stands for the Rust tokenizer; OpenMP's teams count with
-the forward threads that start them.
+name of the thread that started them: the Rust tokenizer's pool is started by whichever thread
+first tokenizes in parallel (a tokenizer thread, or `model-loader` during warm-up; that thread has
+nothing else to do once the model is loaded), so both names count as tokenizing; OpenMP's teams
+count with the forward threads that start them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from pathlib import Path
 # Roles in the order the report prints them; the first whose marker a thread's name holds is its role.
 ROLES = (
     ("forward", ("forward",)),
-    ("rust tokenizer", ("model-loader",)),
+    ("tokenize", ("tokenize", "model-loader")),
     ("schedule", ("schedule",)),
-    ("tokenize", ("tokenize",)),
     ("event loop", ("grpc-aio", "core-client", "core-link")),
     ("post", ("post",)),
 )
