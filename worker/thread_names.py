@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import sys
 import threading
 
@@ -25,7 +24,7 @@ def _prctl():
     if not sys.platform.startswith("linux"):
         return None
     with contextlib.suppress(OSError, AttributeError):
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
+        return ctypes.CDLL(None, use_errno=True).prctl  # the C library the interpreter is linked with
     return None
 
 
