@@ -8,8 +8,9 @@
 #   split into 4 frontends and an engine core; then the host path alone: the 1-layer tiny model on the
 #   GPU, whose model costs the host nothing, with the worker process at 1, 2, 4 and 8 frontends; last, on
 #   that machine's 16 cores, issue 19's herd (600 clients at once, 100 documents, 30 s deadlines)
-#   against 4 frontends serving the MiniLM-L6 shape on the CPU, and against a bare server beside it (`overload.py --floor`): on 2 cores, with the load generator beside
-#   them, even the bare server misses 100 ms at p99, so only a machine with cores to spare can tell.
+#   against 4 frontends serving the MiniLM-L6 shape on the CPU, and against a bare server beside it
+#   (`overload.py --floor`): on 2 cores, with the load generator beside them, even the bare server
+#   misses 100 ms at p99, so only a machine with cores to spare can tell.
 set -euo pipefail
 if [ "${1:-}" = prepare ]; then
   # psutil: the bench reads the CPU time of the worker it starts as its own process; pyzmq: frontends and

@@ -3,10 +3,10 @@
 Python before 3.14 names a thread only for itself: Linux shows every thread of a worker as
 `crossrank`, so its CPU cannot be split by what each thread does without attaching a profiler.
 A `NamedThread` also gives Linux its name (15 bytes at most there; the end is kept, since the
-worker's names end in their role: `crossrank-minilm-l6-forward` shows as `l6-forward`). Threads
-that native libraries start inherit the name of the thread that started them: the Rust
-tokenizer's pool is started by whichever thread first tokenizes in parallel (`model-loader`,
-during warm-up), and OpenMP's teams by the forward threads.
+worker's names end in their role: `crossrank-minilm-l6-forward` shows as `nilm-l6-forward`).
+Threads that native libraries start inherit the name of the thread that started them: the Rust
+tokenizer's pool takes the name of whichever thread first tokenizes in parallel, and OpenMP's
+teams those of the forward threads (`worker/bench/thread_cpu.py` counts them so).
 """
 
 from __future__ import annotations

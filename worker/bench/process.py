@@ -21,13 +21,20 @@ import grpc
 from crossrank.common.net import free_port, health_status
 
 
+def process_tree(pid: int) -> list:
+    """A process and every descendant alive now (psutil.Process objects)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process and every descendant alive now."""
     import psutil
 
-    root = psutil.Process(pid)
     total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in process_tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             times = proc.cpu_times()
             total += times.user + times.system + times.children_user + times.children_system

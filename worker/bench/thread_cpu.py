@@ -15,6 +15,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from crossrank.worker.bench.process import process_tree
+
 # Roles in the order the report prints them; the first whose marker a thread's name holds is its role.
 ROLES = (
     ("forward", ("forward",)),
@@ -29,20 +31,13 @@ def role_of(thread_name: str) -> str:
     return next((role for role, markers in ROLES if any(m in thread_name for m in markers)), "other")
 
 
-def _tree(pid: int) -> list[int]:
-    import psutil
-
-    root = psutil.Process(pid)
-    return [root.pid, *(p.pid for p in root.children(recursive=True))]
-
-
 def cpu_by_role(pid: int) -> Counter[str]:
     """CPU seconds so far of every thread of `pid` and its descendants, summed by `role_of` their name;
     empty where /proc is not there."""
     seconds: Counter[str] = Counter()
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for process in _tree(pid):
-        tasks = Path(f"/proc/{process}/task")
+    for process in process_tree(pid):
+        tasks = Path(f"/proc/{process.pid}/task")
         with contextlib.suppress(OSError):
             for task in tasks.iterdir():
                 with contextlib.suppress(OSError):  # a thread that ended meanwhile
