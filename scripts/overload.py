@@ -28,6 +28,8 @@ By default every client sends its first request at the same instant, a herd. `--
 evenly over S seconds instead, as load tools' spawn rate does. `--floor` runs the same clients, in the
 same run, against `scripts/refusing_server.py`, a gRPC server that refuses every call at once: its
 refusal times are what the load generator, gRPC and this machine cost before any worker does anything.
+`--grpc-floor` also runs them against the same server refusing inside gRPC, before any handler: the
+cheapest refusal a Python gRPC server can make.
 """
 
 from __future__ import annotations
@@ -210,10 +212,11 @@ async def closed_loop(address: str, metrics_port: int | None, clients: int, docs
             "worker_p99": bucket_percentile(refusal_buckets(first), refusal_buckets(last), 99) if last else None}
 
 
-def refusal_floor(args) -> dict:
+def refusal_floor(args, in_grpc: bool = False) -> dict:
     """The closed loop against `refusing_server.py`, started as its own process like the worker."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("refusing_server.py")), str(port)])
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("refusing_server.py")), str(port),
+                               *(["--in-grpc"] if in_grpc else [])])
     try:
         address = f"127.0.0.1:{port}"
         with grpc.insecure_channel(address) as channel:
@@ -253,12 +256,14 @@ def closed_loop_table(args, r: dict) -> str:
                 f"{r['worker_p99'] * 1e3:g} ms")
     rows.append(f"the load generator's loop woke late: p50 {percentile(r['lags'], 50) * 1e3:.0f} ms, "
                 f"p99 {percentile(r['lags'], 99) * 1e3:.0f} ms (part of refusal times)")
-    if "floor" in r:
-        f = r["floor"]
-        rows.append("floor, the same clients against a gRPC server that refuses at once:")
-        rows.append(f"  refusal p50 {percentile(f['refusals'], 50) * 1e3:.0f} ms, "
-                    f"p99 {percentile(f['refusals'], 99) * 1e3:.0f} ms, "
-                    f"the first second's p99 {percentile(f['first_second'], 99) * 1e3:.0f} ms")
+    for key, server in (("floor", "a gRPC server that refuses at once"),
+                        ("grpc_floor", "a server refusing inside gRPC")):
+        if key in r:
+            f = r[key]
+            rows.append(f"{key.replace('_', ' ')}, the same clients against {server}:")
+            rows.append(f"  refusal p50 {percentile(f['refusals'], 50) * 1e3:.0f} ms, "
+                        f"p99 {percentile(f['refusals'], 99) * 1e3:.0f} ms, "
+                        f"the first second's p99 {percentile(f['first_second'], 99) * 1e3:.0f} ms")
     if other:
         rows.append("other: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())
                                           if k not in ("OK", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")))
@@ -283,6 +288,8 @@ def main() -> None:
                         help="Closed loop: start the clients evenly over this many seconds (0: all at once).")
     parser.add_argument("--floor", action="store_true",
                         help="Closed loop: then run the same clients against a server that refuses at once.")
+    parser.add_argument("--grpc-floor", action="store_true",
+                        help="Closed loop: and against one that refuses inside gRPC, before any handler.")
     args = parser.parse_args()
     worker, address, metrics_port = start_worker(args)
     try:
@@ -290,10 +297,13 @@ def main() -> None:
             args.deadline = args.deadline or 30.0
             result = asyncio.run(closed_loop(address, metrics_port, args.clients, args.docs, args.deadline,
                                              args.seconds, args.backoff, args.ramp))
-            if args.floor:
+            if args.floor or args.grpc_floor:
                 worker.terminate()
                 worker.wait(30)
+            if args.floor:
                 result["floor"] = refusal_floor(args)
+            if args.grpc_floor:
+                result["grpc_floor"] = refusal_floor(args, in_grpc=True)
             print(closed_loop_table(args, result), flush=True)
             return
         with grpc.insecure_channel(address) as channel:
