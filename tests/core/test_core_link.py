@@ -176,6 +176,21 @@ def test_silence_is_judged_by_when_a_frontend_spoke_not_when_its_words_were_read
     assert dropped is not None and "lost this frontend" in dropped["message"]
 
 
+def test_an_idle_core_says_its_status_once_a_heartbeat_however_often_frontends_say_alive(core):
+    # An "alive" changes nothing a status says. Were it taken for a change, every one would bring a
+    # status STATUS_EVERY later: 180 in this test before that was fixed, against the heartbeat's 10.
+    engine, _, frontend, _, _ = core
+    load(engine)
+    f = frontend("frontend-0-1")
+    f.status()
+    statuses, end = 0, time.monotonic() + 10 * wire.HEARTBEAT
+    while time.monotonic() < end:
+        f.alive()
+        if f.next_reply(0.01, status=True) is not None:
+            statuses += 1
+    assert 1 <= statuses <= 15
+
+
 class CoreEnd:
     """A core's two sockets, speaking wire.py by hand, for a real `CoreClient`."""
 

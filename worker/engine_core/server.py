@@ -14,6 +14,7 @@ have gone with it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -72,41 +73,44 @@ class CoreServer:
         last_status = 0.0
         changed = True
         while not self._stopping.is_set():
-            if self._pull.poll(int(STATUS_EVERY * 1000)):
+            # Asleep until a message comes or a status is due: an idle core wakes once a HEARTBEAT, not
+            # once every STATUS_EVERY (200 wake-ups a second cost 3% of a core doing nothing).
+            due = last_status + (STATUS_EVERY if changed else wire.HEARTBEAT)
+            if self._pull.poll(max(0, math.ceil((due - time.monotonic()) * 1000))):
                 while True:
                     try:
                         frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(frames)
-                    changed = True
+                    changed = self._handle(frames) or changed
             now = time.monotonic()
             if now - last_status >= (STATUS_EVERY if changed else wire.HEARTBEAT):
                 self._publish_status()
                 last_status, changed = now, False
                 self._forget_silent(now)
 
-    def _handle(self, frames: list[Any]) -> None:
+    def _handle(self, frames: list[Any]) -> bool:
+        """Act on one message; whether it changed what the status says (an "alive" changes nothing)."""
         kind, head = frames[0].bytes, wire.header(frames)
         frontend = head["frontend"]
         if kind == wire.GONE:  # from the supervisor, which saw the process end
             self._dead.add(frontend)
             self._forget({frontend}, "died")
-            return
+            return True
         if frontend in self._dead:  # what it sent before it died, read late: no one waits for it
-            return
+            return False
         if head["at"] > self._heard.get(frontend, 0.0):
             self._heard[frontend] = head["at"]
             if time.monotonic() - head["at"] < wire.SILENCE:
                 self._lost.discard(frontend)
         if kind == wire.ALIVE:
-            return
+            return False
         key = (frontend, head["id"])
         if kind == wire.CANCEL:
             ticket = self._tickets.get(key)
             if ticket is not None:
                 ticket.cancel()
-            return
+            return True
         self._received[frontend] = head["seq"]
         timeout = head["timeout"]
         ticket = Ticket(wire.tokens_of(head, frames), None if timeout is None else time.perf_counter() + timeout,
@@ -115,11 +119,12 @@ class CoreServer:
         ticket.add_done_callback(lambda t: self._reply(key, t))
         if head["core"] != self.boot:  # sent to the core before this one: its frontend has failed it already
             ticket.fail(NotReadyError("the engine core was restarted; retry"))
-            return
+            return True
         try:
             self.engine.queue(head["kind"]).submit(ticket)
         except Exception as exc:  # loading, stopping, no such model: the request's answer, never the core's end
             ticket.fail(exc)
+        return True
 
     def _forget_silent(self, now: float) -> None:
         """Drop the work of frontends that have died (silent for `SILENCE` s): no one waits for it."""
