@@ -8,9 +8,10 @@
 #   split into 4 frontends and an engine core; then the host path alone: the 1-layer tiny model on the
 #   GPU, whose model costs the host nothing, with the worker process at 1, 2, 4 and 8 frontends; last, on
 #   that machine's 16 cores, issue 19's herd (600 clients at once, 100 documents, 30 s deadlines)
-#   against 4 frontends serving the MiniLM-L6 shape on the CPU, and against a bare server beside it
-#   (`overload.py --floor`): on 2 cores, with the load generator beside them, even the bare server
-#   misses 100 ms at p99, so only a machine with cores to spare can tell.
+#   against 4 frontends serving the MiniLM-L6 shape on the CPU, and against a bare server and one
+#   refusing inside gRPC beside it (`overload.py --floor --grpc-floor`): on 2 cores, with the load
+#   generator beside them, even the one refusing inside gRPC misses 100 ms at p99, so only a machine
+#   with cores to spare can tell.
 set -euo pipefail
 if [ "${1:-}" = prepare ]; then
   # psutil: the bench reads the CPU time of the worker it starts as its own process; pyzmq: frontends and
@@ -30,5 +31,5 @@ done
 M=$(python3 -c "from crossrank.worker.bench.models import build_model as b; \
 from crossrank.worker.bench.settings import BenchSettings as S; print(b(\"minilm-l6\", S.from_env()))" | tail -1)
 timeout 150 python3 scripts/overload.py --model "$M" --clients 600 --docs 100 --deadline 30 --seconds 20 \
-  --frontends 4 --floor >$OUT/herd-f4.txt 2>$OUT/herd-f4.log
+  --frontends 4 --floor --grpc-floor >$OUT/herd-f4.txt 2>$OUT/herd-f4.log
 ' exec bash .gpu/run-bench.sh
