@@ -71,3 +71,21 @@ def test_windows_past_the_queue_are_refused_once_counted(tiny_cross_encoder):
         with pytest.raises(OverloadedError, match="queue full: .* limit 20"):
             server.engine.rerank(query, timeout=60)
         assert len(server.engine.rerank(RerankQuery("q", ["a " * 100, "b"]), timeout=60).results) == 2
+
+
+def test_a_call_over_the_limit_is_refused_on_its_count_before_its_documents_are_read(tiny_cross_encoder):
+    # Admission comes before the documents are copied out of the message (servicer.py): a call over
+    # the queue is RESOURCE_EXHAUSTED even where its documents are invalid, and the same documents in
+    # a call that fits get the INVALID_ARGUMENT that names them.
+    with (worker_in_process(tiny_cross_encoder, max_queue_pairs=5, max_characters_per_request=100) as server,
+          grpc.insecure_channel(server.address) as channel):
+        stub = pb_grpc.RerankerStub(channel)
+        for documents, code, says in ((["x" * 60] * 6, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full"),
+                                      (["x" * 60] * 2, grpc.StatusCode.INVALID_ARGUMENT, "characters")):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Rerank(pb.RerankRequest(query="q", documents=documents), timeout=60)
+            assert err.value.code() is code and says in err.value.details(), err.value.details()
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Score(pb.ScoreRequest(pairs=[pb.ScorePair(query="q", document=d) for d in documents]),
+                           timeout=60)
+            assert err.value.code() is code and says in err.value.details(), err.value.details()

@@ -3,6 +3,12 @@
 Handlers are coroutines on the server's event loop. Every request is validated and admitted
 (or refused with RESOURCE_EXHAUSTED) the moment its message arrives, then awaits its engine
 request without holding a thread, so no request queues unseen in a thread pool.
+
+Admission comes first, on the request's count of inputs alone, before its texts are copied out of
+the message: a refusal is most of what a worker does under a herd, and the copy was the largest
+part of our own cost in one (TEI, too, takes its permit before it reads the input). So a request
+that is both invalid and over the limit gets RESOURCE_EXHAUSTED; retried when there is room, it
+gets INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -37,12 +43,17 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         # gRPC cancels the wait when the caller cancels or its deadline passes; the request is then dropped.
+        timeout = context.time_remaining()
+        # Refused on its count alone before its documents are copied out (each a new str; see above).
+        self.engine.admit(len(request.documents), timeout, priority=request.priority)
         query = convert.rerank_query(request)
-        return convert.rerank_response(await self.engine.submit_rerank(query, timeout=context.time_remaining()))
+        return convert.rerank_response(await self.engine.submit_rerank(query, timeout=timeout))
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        timeout = context.time_remaining()
+        self.engine.admit(len(request.pairs), timeout, priority=request.priority)  # as Rerank
         outcome = await self.engine.submit_score(convert.score_pairs(request), request.raw_scores,
-                                                 convert.score_mode(request), context.time_remaining(),
+                                                 convert.score_mode(request), timeout,
                                                  request.request_id, convert.instruction(request), request.priority)
         return convert.score_response(request.request_id, self.engine.settings.model, outcome)
 
@@ -81,14 +92,15 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         async def reader() -> None:
             try:
                 async for request in request_iterator:
-                    query = convert.rerank_query(request)
                     read["sent"] += 1
                     try:
-                        submitted = self.engine.submit_rerank(query, timeout=context.time_remaining())
+                        timeout = context.time_remaining()
+                        self.engine.admit(len(request.documents), timeout, priority=request.priority)  # as Rerank
+                        submitted = self.engine.submit_rerank(convert.rerank_query(request), timeout=timeout)
                         pending[id(submitted)] = submitted
-                        submitted.add_done_callback(lambda r, rid=query.request_id: on_done(rid, r))
+                        submitted.add_done_callback(lambda r, rid=request.request_id: on_done(rid, r))
                     except Exception as exc:
-                        answers.put_nowait(self._rerank_error(query.request_id, exc))
+                        answers.put_nowait(self._rerank_error(request.request_id, exc))
             except MalformedMessage as exc:  # stop reading; what came before is still answered
                 malformed.append(exc)
             finally:
