@@ -41,6 +41,7 @@ async def serve(port: int, in_grpc: bool) -> None:
         held = pb_grpc.RerankerStub(channel).Rerank(pb.RerankRequest(query=HOLD))  # noqa: F841 (kept alive)
     await server.wait_for_termination()
 
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int)
