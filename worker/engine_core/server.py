@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 STATUS_EVERY = 0.005
 
 
+def status_interval(changed: bool) -> float:
+    """Seconds from one status to the next: soon after a change, else a heartbeat's."""
+    return STATUS_EVERY if changed else wire.HEARTBEAT
+
+
 class CoreServer:
     def __init__(self, engine: Any, requests: str, replies: str):
         self.engine = engine
@@ -75,7 +80,7 @@ class CoreServer:
         while not self._stopping.is_set():
             # Asleep until a message comes or a status is due: an idle core wakes once a HEARTBEAT, not
             # once every STATUS_EVERY (200 wake-ups a second cost 3% of a core doing nothing).
-            due = last_status + (STATUS_EVERY if changed else wire.HEARTBEAT)
+            due = last_status + status_interval(changed)
             if self._pull.poll(max(0, math.ceil((due - time.monotonic()) * 1000))):
                 while True:
                     try:
@@ -84,7 +89,7 @@ class CoreServer:
                         break
                     changed = self._handle(frames) or changed
             now = time.monotonic()
-            if now - last_status >= (STATUS_EVERY if changed else wire.HEARTBEAT):
+            if now - last_status >= status_interval(changed):
                 self._publish_status()
                 last_status, changed = now, False
                 self._forget_silent(now)

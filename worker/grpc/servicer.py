@@ -41,17 +41,22 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         exc = self.drain.reported(exc)
         return convert.rerank_error(request_id, status_of(exc).value[0], message_of(exc))
 
+    def _admit_count(self, inputs: int, priority: int, context: grpc.aio.ServicerContext) -> float | None:
+        """Admit on the count of inputs alone, before the texts are copied out (each a new str; see above);
+        returns the time the call's deadline leaves. The engine admits the whole request again, which
+        costs microseconds beside its tokenizing, and counts windows the count here cannot."""
+        timeout = context.time_remaining()
+        self.engine.admit(inputs, timeout, priority=priority)
+        return timeout
+
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         # gRPC cancels the wait when the caller cancels or its deadline passes; the request is then dropped.
-        timeout = context.time_remaining()
-        # Refused on its count alone before its documents are copied out (each a new str; see above).
-        self.engine.admit(len(request.documents), timeout, priority=request.priority)
+        timeout = self._admit_count(len(request.documents), request.priority, context)
         query = convert.rerank_query(request)
         return convert.rerank_response(await self.engine.submit_rerank(query, timeout=timeout))
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
-        timeout = context.time_remaining()
-        self.engine.admit(len(request.pairs), timeout, priority=request.priority)  # as Rerank
+        timeout = self._admit_count(len(request.pairs), request.priority, context)
         outcome = await self.engine.submit_score(convert.score_pairs(request), request.raw_scores,
                                                  convert.score_mode(request), timeout,
                                                  request.request_id, convert.instruction(request), request.priority)
@@ -94,8 +99,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                 async for request in request_iterator:
                     read["sent"] += 1
                     try:
-                        timeout = context.time_remaining()
-                        self.engine.admit(len(request.documents), timeout, priority=request.priority)  # as Rerank
+                        timeout = self._admit_count(len(request.documents), request.priority, context)
                         submitted = self.engine.submit_rerank(convert.rerank_query(request), timeout=timeout)
                         pending[id(submitted)] = submitted
                         submitted.add_done_callback(lambda r, rid=request.request_id: on_done(rid, r))
